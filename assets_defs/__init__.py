@@ -1,0 +1,13 @@
+"""The Dagster assets, one module per stage. Thin: read inputs, call the core, write, report."""
+
+from assets_defs.ad_creatives import ad_creatives
+from assets_defs.analysis import analysis
+from assets_defs.background import background
+from assets_defs.composite import composite
+from assets_defs.product_image import product_image
+from assets_defs.retouched import retouched
+from assets_defs.segmentation import segmentation
+
+PIPELINE_ASSETS = [product_image, segmentation, background, composite, retouched, analysis, ad_creatives]
+
+__all__ = ["PIPELINE_ASSETS", *[a.op.name for a in PIPELINE_ASSETS]]

@@ -1,0 +1,87 @@
+"""The link between uploads and products (partitions).
+
+Registering an upload records, under `products/<pid>/upload.json`, which object the
+product comes from and its version at that time. Assets find their input through this
+record, so they never have to list the upload prefix (which may hold thousands of
+objects), and a product id never has to be turned back into a file name.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from adgen_dagster.product_ids import product_id_for
+from PIL import Image
+
+from resources.io import decode_png, encode_json, encode_png
+from resources.object_store import ObjectNotFound, ObjectStore
+
+UPLOADS = "uploads/"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+
+
+def product_key(pid: str, name: str) -> str:
+    return f"products/{pid}/{name}"
+
+
+@dataclass(frozen=True)
+class UploadRecord:
+    product_id: str
+    upload_key: str
+    version: str
+
+    @property
+    def sidecar_key(self) -> str:
+        return self.upload_key + ".json"
+
+    @property
+    def file_name(self) -> str:
+        return self.upload_key[len(UPLOADS):] if self.upload_key.startswith(UPLOADS) else self.upload_key
+
+
+def is_image_name(key: str) -> bool:
+    return key.lower().endswith(IMAGE_SUFFIXES)
+
+
+def register_upload(store: ObjectStore, upload_key: str) -> UploadRecord:
+    """Record that `upload_key` is the source of its product; returns the record."""
+    if not upload_key.startswith(UPLOADS):
+        raise ValueError(f"uploads live under {UPLOADS!r}, got {upload_key!r}")
+    info = store.info(upload_key)
+    if info is None:
+        raise ObjectNotFound(f"no upload {upload_key!r} in {store.uri(UPLOADS)}")
+    rec = UploadRecord(product_id_for(upload_key[len(UPLOADS):]), upload_key, info.version)
+    store.put(product_key(rec.product_id, "upload.json"), encode_json({"upload": rec.upload_key, "version": rec.version}))
+    return rec
+
+
+def upload_for(store: ObjectStore, pid: str) -> UploadRecord:
+    try:
+        raw = json.loads(store.get(product_key(pid, "upload.json")))
+    except ObjectNotFound:
+        raise ObjectNotFound(
+            f"product {pid!r} has no registered upload (products/{pid}/upload.json); "
+            "add the photo under uploads/ and register it (sensor or `make demo`)"
+        ) from None
+    return UploadRecord(pid, raw["upload"], raw.get("version", ""))
+
+
+def load_image(store: ObjectStore, pid: str, name: str) -> Image.Image:
+    return decode_png(store.get(product_key(pid, name)))
+
+
+def save_image(store: ObjectStore, pid: str, name: str, img: Image.Image) -> str:
+    key = product_key(pid, name)
+    store.put(key, encode_png(img), "image/png")
+    return store.uri(key)
+
+
+def load_json(store: ObjectStore, pid: str, name: str) -> dict:
+    return json.loads(store.get(product_key(pid, name)))
+
+
+def save_json(store: ObjectStore, pid: str, name: str, obj) -> str:
+    key = product_key(pid, name)
+    store.put(key, encode_json(obj), "application/json")
+    return store.uri(key)
