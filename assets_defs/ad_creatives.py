@@ -1,6 +1,5 @@
 """`ad_creatives`: the headline rendered where the analysis says, per marketplace size."""
 
-from __future__ import annotations
 
 import dagster as dg
 
@@ -11,7 +10,7 @@ from adgen_dagster.imaging.details import ProductDetails
 from adgen_dagster.partitions import products_partitions
 from adgen_dagster.settings import get_settings
 from assets_defs.checks import AD_CONTRAST, ad_contrast_result, worst
-from assets_defs.common import Timer, for_each_product, run_metadata
+from assets_defs.common import Timer, failures_named, for_each_product, run_metadata
 from assets_defs.config import stage_config, to_params
 from resources.io import preview_markdown
 from resources.products import load_image, load_json, product_key, save_image
@@ -32,7 +31,8 @@ AdConfig = stage_config("AdConfig", get_settings().ads)
 )
 def ad_creatives(context: dg.AssetExecutionContext, config: AdConfig, store: StoreResource):
     s = store.get_store()
-    params = to_params(config, AdParams)
+    with failures_named("ad_creatives"):
+        params = to_params(config, AdParams)
     checks: list[dg.AssetCheckResult] = []
 
     def one(pid: str) -> dict:

@@ -1,6 +1,5 @@
 """`analysis`: tone, palette, free space for text and the text colour, as JSON."""
 
-from __future__ import annotations
 
 import dagster as dg
 
@@ -10,7 +9,7 @@ from adgen_dagster.imaging.analyze import AnalysisParams
 from adgen_dagster.partitions import products_partitions
 from adgen_dagster.settings import get_settings
 from assets_defs.checks import ANALYSIS_SCHEMA, analysis_schema_result, worst
-from assets_defs.common import Timer, for_each_product, run_metadata
+from assets_defs.common import Timer, failures_named, for_each_product, run_metadata
 from assets_defs.config import stage_config, to_params
 from resources.products import load_image, save_json
 from resources.store_resource import StoreResource
@@ -34,8 +33,9 @@ AnalysisConfig = stage_config(
 )
 def analysis(context: dg.AssetExecutionContext, config: AnalysisConfig, store: StoreResource):
     s = store.get_store()
-    params = to_params(config, AnalysisParams)
-    analyzer = get_analyzer(config.backend)
+    with failures_named("analysis"):
+        params = to_params(config, AnalysisParams)
+        analyzer = get_analyzer(config.backend)
     checks: list[dg.AssetCheckResult] = []
 
     def one(pid: str) -> dict:

@@ -1,8 +1,5 @@
 """`background`: a new backdrop for the product, from its details and colours."""
 
-from __future__ import annotations
-
-import hashlib
 
 import dagster as dg
 
@@ -13,7 +10,7 @@ from adgen_dagster.imaging.details import ProductDetails
 from adgen_dagster.imaging.palette import product_colours
 from adgen_dagster.partitions import products_partitions
 from adgen_dagster.settings import get_settings
-from assets_defs.common import Timer, for_each_product, run_metadata
+from assets_defs.common import Timer, failures_named, for_each_product, run_metadata
 from assets_defs.config import stage_config, to_params
 from resources.io import preview_markdown
 from resources.products import load_image, load_json, save_image
@@ -24,13 +21,6 @@ BackgroundConfig = stage_config(
     get_settings().backdrop,
     backend=(str, get_settings().background, "Background backend: 'studio' (CPU, no weights)."),
 )
-
-
-def product_seed(pid: str, details: ProductDetails) -> int:
-    """The details' seed if given, else a stable one from the product id."""
-    if details.seed is not None:
-        return int(details.seed)
-    return int.from_bytes(hashlib.sha256(pid.encode()).digest()[:4], "big")
 
 
 @dg.asset(
@@ -44,8 +34,9 @@ def product_seed(pid: str, details: ProductDetails) -> int:
 )
 def background(context: dg.AssetExecutionContext, config: BackgroundConfig, store: StoreResource) -> dg.MaterializeResult:
     s = store.get_store()
-    params = to_params(config, BackdropParams)
-    render = get_background(config.backend)
+    with failures_named("background"):
+        params = to_params(config, BackdropParams)
+        render = get_background(config.backend)
 
     def one(pid: str) -> dict:
         t = Timer()
@@ -54,7 +45,7 @@ def background(context: dg.AssetExecutionContext, config: BackgroundConfig, stor
             photo = load_image(s, pid, "product_image.png")
         with t("palette"):
             colours = product_colours(photo)
-        seed = product_seed(pid, details)
+        seed = details.seed_for(pid)
         with t("render"):
             img = render(details, colours, params, seed=seed)
         with t("write"):

@@ -40,25 +40,33 @@ def partition_keys(context: dg.AssetExecutionContext) -> list[str]:
     return list(context.partition_keys) if context.has_partition_key_range or context.has_partition_key else []
 
 
-def for_each_product(
-    context: dg.AssetExecutionContext, stage: str, fn: Callable[[str], dict]
-) -> dict[str, dict]:
+@contextmanager
+def failures_named(stage: str, pid: str | None = None) -> Iterator[None]:
+    """Turn any error into one `dagster.Failure` that names the stage and product."""
+    where = f"{stage} failed for product {pid!r}" if pid else f"{stage} cannot start"
+    try:
+        yield
+    except dg.Failure:
+        raise
+    except USER_ERRORS as exc:
+        raise dg.Failure(
+            description=f"{where}: {exc}",
+            metadata={"product": pid or "", "stage": stage, "error": str(exc)},
+            allow_retries=False,
+        ) from exc
+    except Exception as exc:
+        raise dg.Failure(
+            description=f"{where}: {type(exc).__name__}: {exc}",
+            metadata={"product": pid or "", "stage": stage, "error": f"{type(exc).__name__}: {exc}"},
+        ) from exc
+
+
+def for_each_product(context: dg.AssetExecutionContext, stage: str, fn: Callable[[str], dict]) -> dict[str, dict]:
     """Run `fn(pid)` for every product of this run; returns {pid: metadata}."""
     results: dict[str, dict] = {}
     for pid in partition_keys(context):
-        try:
+        with failures_named(stage, pid):
             results[pid] = fn(pid)
-        except USER_ERRORS as exc:
-            raise dg.Failure(
-                description=f"{stage} failed for product {pid!r}: {exc}",
-                metadata={"product": pid, "stage": stage, "error": str(exc)},
-                allow_retries=False,
-            ) from exc
-        except Exception as exc:
-            raise dg.Failure(
-                description=f"{stage} failed for product {pid!r}: {type(exc).__name__}: {exc}",
-                metadata={"product": pid, "stage": stage, "error": f"{type(exc).__name__}: {exc}"},
-            ) from exc
     return results
 
 

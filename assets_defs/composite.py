@@ -1,6 +1,5 @@
 """`composite`: the cut-out placed on the background with a contact shadow."""
 
-from __future__ import annotations
 
 import dagster as dg
 
@@ -8,7 +7,7 @@ from adgen_dagster.imaging import composite as composite_core
 from adgen_dagster.imaging.composite import CompositeParams
 from adgen_dagster.partitions import products_partitions
 from adgen_dagster.settings import get_settings
-from assets_defs.common import Timer, for_each_product, run_metadata
+from assets_defs.common import Timer, failures_named, for_each_product, run_metadata
 from assets_defs.config import stage_config, to_params
 from resources.io import preview_markdown
 from resources.products import load_image, save_image
@@ -28,7 +27,8 @@ CompositeConfig = stage_config("CompositeConfig", get_settings().composite)
 )
 def composite(context: dg.AssetExecutionContext, config: CompositeConfig, store: StoreResource) -> dg.MaterializeResult:
     s = store.get_store()
-    params = to_params(config, CompositeParams)
+    with failures_named("composite"):
+        params = to_params(config, CompositeParams)
 
     def one(pid: str) -> dict:
         t = Timer()

@@ -1,6 +1,5 @@
 """`product_image`: the upload decoded safely and normalised, plus its details."""
 
-from __future__ import annotations
 
 import dagster as dg
 
@@ -9,7 +8,7 @@ from adgen_dagster.imaging.decode import DecodeParams, decode_upload
 from adgen_dagster.imaging.details import parse_details
 from adgen_dagster.partitions import products_partitions
 from adgen_dagster.settings import get_settings
-from assets_defs.common import Timer, for_each_product, run_metadata
+from assets_defs.common import Timer, failures_named, for_each_product, run_metadata
 from assets_defs.config import stage_config, to_params
 from resources.io import preview_markdown
 from resources.products import save_image, save_json, upload_for
@@ -28,7 +27,8 @@ DecodeConfig = stage_config("DecodeConfig", get_settings().decode)
 )
 def product_image(context: dg.AssetExecutionContext, config: DecodeConfig, store: StoreResource) -> dg.MaterializeResult:
     s = store.get_store()
-    params = to_params(config, DecodeParams)
+    with failures_named("product_image"):
+        params = to_params(config, DecodeParams)
 
     def one(pid: str) -> dict:
         t = Timer()

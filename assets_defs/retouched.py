@@ -1,6 +1,5 @@
 """`retouched`: edge blending, colour harmonisation, sharpening, brightness and contrast."""
 
-from __future__ import annotations
 
 import dagster as dg
 
@@ -8,7 +7,7 @@ from adgen_dagster.imaging import retouch as retouch_core
 from adgen_dagster.imaging.retouch import RetouchParams
 from adgen_dagster.partitions import products_partitions
 from adgen_dagster.settings import get_settings
-from assets_defs.common import Timer, for_each_product, run_metadata
+from assets_defs.common import Timer, failures_named, for_each_product, run_metadata
 from assets_defs.config import stage_config, to_params
 from resources.io import preview_markdown
 from resources.products import load_image, save_image
@@ -28,7 +27,8 @@ RetouchConfig = stage_config("RetouchConfig", get_settings().retouch)
 )
 def retouched(context: dg.AssetExecutionContext, config: RetouchConfig, store: StoreResource) -> dg.MaterializeResult:
     s = store.get_store()
-    params = to_params(config, RetouchParams)
+    with failures_named("retouched"):
+        params = to_params(config, RetouchParams)
 
     def one(pid: str) -> dict:
         t = Timer()

@@ -1,6 +1,5 @@
 """`nobg_image` + `mask`: one segmentation step, two assets."""
 
-from __future__ import annotations
 
 import dagster as dg
 
@@ -10,7 +9,7 @@ from adgen_dagster.imaging.segment import SegmentParams
 from adgen_dagster.partitions import products_partitions
 from adgen_dagster.settings import get_settings
 from assets_defs.checks import MASK_COVERAGE, mask_coverage_result, worst
-from assets_defs.common import Timer, for_each_product, run_metadata
+from assets_defs.common import Timer, failures_named, for_each_product, run_metadata
 from assets_defs.config import stage_config, to_params
 from resources.io import preview_markdown
 from resources.products import load_image, save_image
@@ -37,8 +36,9 @@ SegmentConfig = stage_config(
 )
 def segmentation(context: dg.AssetExecutionContext, config: SegmentConfig, store: StoreResource):
     s = store.get_store()
-    params = to_params(config, SegmentParams)
-    segmenter = get_segmenter(config.backend)
+    with failures_named("segmentation"):
+        params = to_params(config, SegmentParams)
+        segmenter = get_segmenter(config.backend)
     checks: list[dg.AssetCheckResult] = []
 
     def one(pid: str) -> dict:
@@ -67,6 +67,7 @@ def segmentation(context: dg.AssetExecutionContext, config: SegmentConfig, store
         asset_key="mask",
         metadata=run_metadata({
             pid: {**common, "output": r["mask"], "coverage": round(float(r["cut"].stats.get("coverage", 0.0)), 4),
+                  "timings_ms": r["t"].ms,
                   "preview": dg.MetadataValue.md(preview_markdown(r["cut"].mask))}
             for pid, r in results.items()
         }),

@@ -8,6 +8,8 @@ in the repo is generated from this model and a test keeps the two in sync.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -64,3 +66,35 @@ class Analysis(BaseModel):
     text_colour: str = Field(pattern=HEX_PATTERN)
     text_contrast: float = Field(ge=1.0, le=21.0, description="WCAG 2 contrast of text colour on the zone.")
     backend: str = "classical"
+
+
+SCHEMA_ID = f"urn:adgen-dagster:schema:analysis:{ANALYSIS_SCHEMA_VERSION}"
+SCHEMA_PATH = "schemas/analysis.schema.json"  # relative to the repository root
+
+
+def analysis_json_schema() -> dict:
+    """The JSON schema of `Analysis` (draft 2020-12), with a versioned `$id` and title."""
+    schema = Analysis.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = SCHEMA_ID
+    schema["title"] = f"Analysis (schema {ANALYSIS_SCHEMA_VERSION})"
+    return schema
+
+
+def analysis_json_schema_text() -> str:
+    """The schema exactly as committed: pretty-printed, sorted keys, trailing newline."""
+    return json.dumps(analysis_json_schema(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write_analysis_json_schema(path: str | Path | None = None) -> Path:
+    """(Re)write the committed schema file; returns its path."""
+    target = Path(path) if path is not None else Path(__file__).resolve().parents[2] / SCHEMA_PATH
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(analysis_json_schema_text(), encoding="utf-8")
+    return target
+
+
+if __name__ == "__main__":  # python -m adgen_dagster.imaging.analysis_model [path]
+    import sys
+
+    print(write_analysis_json_schema(sys.argv[1] if len(sys.argv) > 1 else None))

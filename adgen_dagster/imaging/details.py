@@ -8,6 +8,7 @@ readable error for that product only, never a crash elsewhere.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Optional
 
@@ -60,8 +61,11 @@ class ProductDetails(BaseModel):
     def display_headline(self) -> str:
         return self.headline or self.name
 
-    def digest_fields(self) -> dict:
-        return self.model_dump(mode="json")
+    def seed_for(self, product_id: str) -> int:
+        """The background seed: the details' own, else a stable one from the product id."""
+        if self.seed is not None:
+            return int(self.seed)
+        return int.from_bytes(hashlib.sha256(product_id.encode("utf-8")).digest()[:4], "big")
 
 
 def parse_details(data: bytes | str | None, source: str = "sidecar") -> ProductDetails:

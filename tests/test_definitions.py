@@ -1,0 +1,40 @@
+"""The code location loads, validates, and has the graph the design describes."""
+
+import os
+import subprocess
+import sys
+
+import dagster as dg
+
+from adgen_dagster.definitions import defs
+from tests.conftest import REPO
+
+
+def test_definitions_load_and_graph_matches_design():
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {"product_image", "nobg_image", "mask", "background", "composite", "retouched", "analysis", "ad_creatives"}
+
+    def parents(name):
+        return {k.to_user_string() for k in graph.get(dg.AssetKey(name)).parent_keys}
+
+    assert parents("nobg_image") == parents("mask") == {"product_image"}
+    assert parents("background") == {"product_image"}
+    assert {"nobg_image", "background"} <= parents("composite")
+    assert "composite" in parents("retouched") and "retouched" in parents("analysis")
+    assert parents("ad_creatives") == {"retouched", "analysis"}
+    for key in graph.get_all_asset_keys():
+        assert graph.get(key).partitions_def.name == "products"
+    job = defs.resolve_job_def("adgen_pipeline")
+    assert job.executor_def.name == "in_process"
+
+
+def test_dagster_cli_validates_the_workspace(tmp_path):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    proc = subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "dagster"), "definitions", "validate"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Validation successful" in proc.stdout + proc.stderr
