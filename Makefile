@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo test ui validate bench clean
+.PHONY: install home demo test ui validate bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,14 +14,17 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-demo: install  ## run the whole pipeline on the sample products (local store, CPU backends)
+home:
+	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+demo: install home  ## run the whole pipeline on the sample products (local store, CPU backends)
 	$(PY) -m adgen_dagster.demo
 
 test: install  ## the whole test suite
 	$(PY) -m pytest -q -n 2
 
-ui: install  ## the Dagster UI on http://127.0.0.1:3000 (same instance as `make demo`)
-	mkdir -p $(DAGSTER_HOME)
+ui: install home  ## the Dagster UI on http://127.0.0.1:3000 (same instance as `make demo`)
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
 
 validate: install

@@ -39,8 +39,10 @@ def upload_samples(store) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve()))
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():  # `make demo` copies the repo's; keep a bare run quiet too
+        (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
 
     import dagster as dg
 

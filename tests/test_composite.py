@@ -85,12 +85,14 @@ def test_upscale_is_limited():
 
 def test_background_is_kept_far_from_the_product_and_resized_to_cover():
     rng = np.random.default_rng(0)
-    bg = Image.fromarray(rng.integers(0, 256, (300, 300, 3), dtype=np.uint8), "RGB")
-    placed = composite(disc_cutout(), bg, CompositeParams(width=300, height=300))
+    bg = Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8), "RGB")
+    placed = composite(disc_cutout(), bg, CompositeParams(width=400, height=300))
     a, b = np.asarray(placed.image), np.asarray(bg)
     x0, y0, x1, y1 = placed.box
     assert np.array_equal(a[: y0 - 20], b[: y0 - 20])  # above the product
-    assert np.array_equal(a[:, : x0 - 60], b[:, : x0 - 60])  # far left
+    assert x0 > 90
+    assert np.array_equal(a[:, : x0 - 80], b[:, : x0 - 80])  # far left
+    assert np.array_equal(a[:, x1 + 80 :], b[:, x1 + 80 :])  # far right
     # A background of another size is scaled to cover and centre-cropped.
     wide = Image.new("RGB", (200, 100), (10, 120, 200))
     placed = composite(disc_cutout(), wide, CompositeParams(width=300, height=300))

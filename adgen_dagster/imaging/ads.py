@@ -120,8 +120,8 @@ class AdParams(BaseModel):
     max_subline_lines: int = Field(2, ge=1, le=6, description="Most lines the subline may wrap to.")
     min_font_px: int = Field(28, ge=8, le=200, description="Smallest headline size; below it the headline is ellipsized.")
     max_font_px: int = Field(104, ge=8, le=400, description="Largest headline size.")
-    subline_scale: float = Field(0.46, ge=0.2, le=1.0, description="Subline size as a fraction of the headline size.")
-    price_scale: float = Field(0.5, ge=0.2, le=1.0, description="Price size as a fraction of the headline size.")
+    subline_scale: float = Field(0.5, ge=0.2, le=1.0, description="Subline size as a fraction of the headline size.")
+    price_scale: float = Field(0.55, ge=0.2, le=1.0, description="Price size as a fraction of the headline size.")
     margin: float = Field(0.06, ge=0.0, le=0.25, description="Margin to the canvas edges, as a fraction of its short side.")
     product_gap: float = Field(0.035, ge=0.0, le=0.25, description="Gap between text and product, as a fraction of the short side.")
     font_path: str = Field("", description="TTF/OTF/TTC used first for all text; empty = the shipped NanumSquare.")
@@ -402,6 +402,7 @@ def _ellipsize(lines: list[str], n: int, width: float, measure) -> list[str]:
 # --------------------------------------------------------------------------- block layout
 
 LINE_HEIGHT = 1.2  # line box, in em
+MAX_FONT_SHORT = 0.14  # headline never larger than this fraction of the canvas's short side
 # Baseline inside the line box, in em (NanumSquare: ascent 0.85, descent 0.26).
 BASELINE = 0.92
 
@@ -438,15 +439,16 @@ def _price_dims(b: _Block, measure, badge: bool) -> tuple[int, int]:
     return int(np.ceil(tw)), round(b.p_size * LINE_HEIGHT)
 
 
-def _fit_block(headline: str, subline: str, price: str, box_w: int, box_h: int, p: AdParams, measure) -> _Block:
+def _fit_block(headline: str, subline: str, price: str, box_w: int, box_h: int, p: AdParams, measure,
+               max_px: int = 10_000) -> _Block:
     """Largest headline size whose block (headline, subline, price) fits box_w x box_h."""
     h_units, s_units = _units(headline), _units(subline)
 
     def sub_size(hs: int) -> int:
-        return max(min(hs, max(14, round(p.min_font_px * 0.6))), round(hs * p.subline_scale))
+        return max(min(hs, max(16, round(p.min_font_px * 0.8))), round(hs * p.subline_scale))
 
     def price_size(hs: int) -> int:
-        return max(min(hs, max(16, round(p.min_font_px * 0.7))), round(hs * p.price_scale))
+        return max(min(hs, max(18, round(p.min_font_px * 0.8))), round(hs * p.price_scale))
 
     def attempt(hs: int, allow_break: bool, ellipsize: bool = False) -> _Block | None:
         mh = lambda t: measure(t, hs, "bold")  # noqa: E731
@@ -483,7 +485,7 @@ def _fit_block(headline: str, subline: str, price: str, box_w: int, box_h: int, 
         ws = [measure(t, b.h_size, "bold") for t in b.h_lines]
         return ws[-1] < 0.4 * max(ws[:-1])
 
-    lo0, hi0 = p.min_font_px, max(p.min_font_px, p.max_font_px)
+    lo0, hi0 = p.min_font_px, max(p.min_font_px, min(p.max_font_px, max_px))
     for allow_break in (False, True):
         if attempt(lo0, allow_break) is None:
             continue
@@ -495,11 +497,19 @@ def _fit_block(headline: str, subline: str, price: str, box_w: int, box_h: int, 
             else:
                 hi = mid - 1
         best = attempt(lo, allow_break)
-        if orphan(best):  # accept up to 25% smaller text to avoid a lone last word
+        if len(best.h_lines) > 1 and not allow_break:
+            # Up to 20% smaller text is worth one line less; up to 25% to avoid a lone last word.
+            alt = None
             for s in range(lo - 1, max(lo0, int(lo * 0.75)) - 1, -1):
                 b = attempt(s, allow_break)
-                if b is not None and not orphan(b):
+                if b is None or orphan(b):
+                    continue
+                if len(b.h_lines) < len(best.h_lines) and s >= lo * 0.8:
                     return b
+                if alt is None:
+                    alt = b
+            if orphan(best) and alt is not None:
+                return alt
         return best
     # Nothing fits at the minimum size: ellipsize, then drop subline/lines until it fits.
     b = attempt(p.min_font_px, True, ellipsize=True)
@@ -798,7 +808,7 @@ def _render_one(name, W, H, img, analysis, details, p, chains, measure, texts, d
     rx0, ry0, rx1, ry1 = region
     box_w, box_h = max(1, rx1 - rx0), max(1, ry1 - ry0)
 
-    block = _fit_block(d_head, d_sub, d_price, box_w, box_h, p, measure)
+    block = _fit_block(d_head, d_sub, d_price, box_w, box_h, p, measure, max_px=round(MAX_FONT_SHORT * short))
     bx = rx0 + (box_w - block.width) // 2
     by = ry0 + max(0, (box_h - block.height) // 2)
     by = max(0, min(by, H - m - block.height))

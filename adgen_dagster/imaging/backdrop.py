@@ -69,7 +69,7 @@ class BackdropParams(BaseModel):
     light_falloff: float = Field(
         0.38, ge=0.0, le=0.95, description="How much darker (linear light) the paper gets far from the hotspot; 0 = evenly lit."
     )
-    vignette: float = Field(0.18, ge=0.0, le=0.9, description="Darkening of the corners in linear light (0 = none).")
+    vignette: float = Field(0.15, ge=0.0, le=0.9, description="Darkening of the corners in linear light (0 = none).")
     grain: float = Field(
         0.5, ge=0.0, le=8.0, description="Monochrome grain, standard deviation in 8-bit levels, on top of the dither."
     )

@@ -82,7 +82,8 @@ _RGB2XYZ = np.array(
 _XYZ2RGB = np.linalg.inv(_RGB2XYZ)
 _BRADFORD = np.array([[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]], dtype=np.float64)
 _BRADFORD_INV = np.linalg.inv(_BRADFORD)
-_D65_XY = np.array([0.31271, 0.32902])
+_D65_XYZ = _RGB2XYZ @ np.ones(3)  # the white of the sRGB primaries, so neutral -> identity
+_D65_XY = _D65_XYZ[:2] / _D65_XYZ.sum()
 _LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
 
@@ -116,12 +117,24 @@ def adaptation_matrix(illuminant_linear_rgb: np.ndarray, strength: float = 1.0, 
 
 
 def _shoulder(x: np.ndarray, knee: float, top: float) -> np.ndarray:
-    """Map [knee, top] smoothly onto [knee, 1] (slope 1 at the knee); identity below the knee."""
-    if top <= 1.0:
+    """Map [knee, top] smoothly onto [knee, 1]; identity below the knee.
+
+    Exponential roll-off: slope 1 at the knee (no kink), still positive at the top, so
+    near-whites stay distinct instead of piling up at 255.
+    """
+    if top <= 1.0 or knee >= top:
         return x
-    r = (1.0 - knee) / (top - knee)
+    r = (1.0 - knee) / (top - knee)  # in (0, 1): how much the span must shrink
+    # g(u) = r (1 - e^(-c u)) / (1 - e^(-c)) with g'(0) = 1  <=>  c / (1 - e^(-c)) = 1 / r
+    lo, hi = 1e-6, 60.0
+    for _ in range(60):
+        c = 0.5 * (lo + hi)
+        if c / (1.0 - np.exp(-c)) < 1.0 / r:
+            lo = c
+        else:
+            hi = c
     u = np.clip((x - knee) / (top - knee), 0.0, 1.0)
-    rolled = knee + (top - knee) * r * (1.0 - (1.0 - u) ** (1.0 / r))
+    rolled = knee + (top - knee) * r * (1.0 - np.exp(-c * u)) / (1.0 - np.exp(-c))
     return np.where(x > knee, rolled, x)
 
 
@@ -170,11 +183,11 @@ def retouch(
     do_harm = p.harmonize > 0 or p.luminance_match > 0
     do_edge = p.edge_band > 0 and p.edge_blur > 0
     do_sharp = p.sharpen_amount > 0
-    ys, xs = np.nonzero(m8)
-    if ys.size and (do_harm or do_edge or do_sharp):
+    bx, by, bw, bh = cv2.boundingRect(m8)  # box of the non-zero mask
+    if bw > 0 and bh > 0 and (do_harm or do_edge or do_sharp):
         pad = int(p.edge_band + 3 * max(p.edge_blur, p.sharpen_radius) + 4)
-        x0, x1 = max(0, xs.min() - pad), min(W, xs.max() + 1 + pad)
-        y0, y1 = max(0, ys.min() - pad), min(H, ys.max() + 1 + pad)
+        x0, x1 = max(0, bx - pad), min(W, bx + bw + pad)
+        y0, y1 = max(0, by - pad), min(H, by + bh + pad)
         roi = img[y0:y1, x0:x1]
         a = m8[y0:y1, x0:x1].astype(np.float32) * np.float32(1 / 255)
         lin = srgb8_to_linear(roi)
@@ -184,9 +197,8 @@ def retouch(
         # 1. harmonise toward the scene's light
         if do_harm:
             bg = np.asarray(background.convert("RGB"), dtype=np.uint8)
-            bw, bh = xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
-            gx0, gx1 = max(0, xs.min() - bw // 2), min(W, xs.max() + 1 + bw // 2)
-            gy0, gy1 = max(0, ys.min() - bh // 2), min(H, ys.max() + 1 + bh // 2)
+            gx0, gx1 = max(0, bx - bw // 2), min(W, bx + bw + bw // 2)
+            gy0, gy1 = max(0, by - bh // 2), min(H, by + bh + bh // 2)
             scene = srgb8_to_linear(bg[gy0:gy1:2, gx0:gx1:2]).reshape(-1, 3).mean(axis=0)
             M = adaptation_matrix(scene, p.harmonize, p.max_cast).astype(np.float32)
             wsum = float(a.sum())

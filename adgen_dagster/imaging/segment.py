@@ -63,9 +63,7 @@ class SegmentParams(BaseModel):
     shadow_chroma: float = Field(4.0, ge=0, description="Largest chroma difference (Lab a/b) to the background for a darker pixel to count as shadow.")
     shadow_depth: float = Field(30.0, ge=0, description="Largest darkening (Lab L) a shadow can have; darker regions are product.")
     shadow_gradient: float = Field(1.5, gt=0, description="Largest lightness gradient (Lab L per work pixel) inside a shadow: shadows are smooth.")
-    shadow_bg_contact: float = Field(
-        0.15, ge=0, le=1, description="Smallest fraction of a shadow-like region's outline that must touch background (it fades out instead of ending at an edge)."
-    )
+    shadow_erode: int = Field(2, ge=0, le=16, description="Erosion radius (work px) that stops the shadow flood from leaking into a product through thin gaps in its outline.")
     grabcut_iters: int = Field(2, ge=0, le=10, description="GrabCut iterations (0 disables GrabCut and keeps the seeded mask).")
     min_component: float = Field(0.02, ge=0, le=1, description="Pieces smaller than this fraction of the largest piece are dropped unless clearly product-coloured.")
     min_hole_area: float = Field(0.0015, ge=0, le=1, description="Enclosed background-coloured regions smaller than this fraction of the image are filled.")
@@ -257,23 +255,28 @@ def _real_holes(fg: np.ndarray, dE: np.ndarray, t_lo: float, p: SegmentParams, p
     return out
 
 
-def _shadows(shadow_like: np.ndarray, bg_like: np.ndarray, min_contact: float) -> np.ndarray:
-    """Regions of shadow-like pixels (hole-filled) whose outer outline mostly fades into
-    background rather than ending at an edge."""
+def _shadows(shadow_like: np.ndarray, bg_like: np.ndarray, erode_r: int) -> np.ndarray:
+    """Shadow-like pixels that the open background reaches without crossing an edge.
+
+    A flood from the border through background and shadow-like pixels, run on the
+    passable region eroded by `erode_r` so that thin leaks (a gap in a white product's
+    outline) do not let it into a product, then grown back by a little more than the
+    erosion, inside the passable region.
+    """
     h, w = shadow_like.shape
     if not shadow_like.any():
         return np.zeros((h, w), bool)
-    contours, _ = cv2.findContours(shadow_like.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    filled = np.zeros((h, w), np.uint8)
-    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
-    n, lab = cv2.connectedComponents(filled, connectivity=8)
-    grown = cv2.dilate(lab.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32)
-    ring = (filled == 0) & (grown > 0)
-    tot = np.bincount(grown[ring], minlength=n)
-    touch = np.bincount(grown[ring & bg_like], minlength=n)
-    is_shadow = touch >= min_contact * np.maximum(tot, 1)
-    is_shadow[0] = False
-    return is_shadow[lab]
+    passable = (shadow_like | bg_like).astype(np.uint8)
+    core = cv2.erode(passable, _disk(erode_r), borderType=cv2.BORDER_CONSTANT, borderValue=1)
+    n, lab = cv2.connectedComponents(core, connectivity=4)
+    if n <= 1:
+        return np.zeros((h, w), bool)
+    reach = np.zeros(n, bool)
+    reach[_touching_border(lab)] = True
+    reach[0] = False
+    flood = reach[lab].astype(np.uint8)
+    flood = cv2.dilate(flood, _disk(erode_r + 1)) & passable
+    return (flood > 0) & shadow_like
 
 
 def _coarse_mask(small: np.ndarray, p: SegmentParams, stats: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -310,7 +313,7 @@ def _coarse_mask(small: np.ndarray, p: SegmentParams, stats: dict) -> tuple[np.n
     shadow_like = (
         (cand > 0) & (np.abs(dL) < p.shadow_depth) & (dC < max(p.shadow_chroma, 2 * sigma)) & (grad < p.shadow_gradient)
     )
-    shadow = _shadows(shadow_like, cand == 0, p.shadow_bg_contact) & (cand > 0)
+    shadow = _shadows(shadow_like, cand == 0, p.shadow_erode)
     stats["shadow_fraction"] = round(float(shadow.mean()), 4)
 
     fgc = (cand > 0) & ~shadow
