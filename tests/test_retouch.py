@@ -55,10 +55,13 @@ def test_all_steps_off_is_identity():
     assert out.tobytes() == img.tobytes()
 
 
-def test_size_mismatch_is_an_error():
-    img, mask, bg = scene()
+def test_mask_size_mismatch_is_an_error_background_is_resized():
+    img, mask, bg = scene((255, 214, 170))
     with pytest.raises(ValueError, match="one size"):
         retouch(img, mask.resize((100, 100)), bg)
+    p = RetouchParams(**{**OFF, "harmonize": 1.0, "max_cast": 0.2})
+    same = retouch(img, mask, bg, p)
+    assert retouch(img, mask, bg.resize((400, 400)), p).tobytes() == same.tobytes()
 
 
 def test_edge_blend_touches_only_the_band():

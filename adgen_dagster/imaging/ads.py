@@ -26,11 +26,17 @@ Hangul wrap at spaces (a word wider than the line breaks by characters, only whe
 size down to `min_font_px` fits without it), CJK ideographs and kana break anywhere.
 Below `min_font_px` nothing shrinks: the last line is ellipsized instead.
 
-Fonts, per character: `font_path` (if set), then the shipped NanumSquare (OFL, see
-`adgen_dagster/fonts/README.md`), then the system fonts in `SYSTEM_FONTS`, then Pillow's
-built-in font. Coverage is checked by rendering each character and comparing it with the
-font's `.notdef` glyph; a character no font covers is left out of the PNG (never drawn as
-a box) but stays in the HTML.
+Fonts: the chain is `font_path` (if set), the shipped NanumSquare Bold/Regular (OFL, see
+`adgen_dagster/fonts/README.md`), the system fonts in `SYSTEM_FONTS`, then Pillow's
+built-in font. Each text element (headline, subline, price) is set in the first font of
+the chain that has all its characters; only when none has, characters fall back one by
+one. Coverage is checked by rendering the character and comparing it with the font's
+`.notdef` glyph; a character no font covers is left out of the PNG (never drawn as a
+box) but stays in the HTML.
+
+Sizes: margins and the text/product gap are fractions of sqrt(W*H) (65 px and 38 px on
+1080x1080); the headline is at most `max_font_px` and 14% of the short side; subline and
+price scale with it.
 
 Contrast: `AdCreative.contrast` is the **1st percentile of the per-pixel WCAG 2 contrast**
 between the text colour and the background pixels under the glyphs (glyph mask dilated
@@ -59,7 +65,7 @@ from PIL import Image, ImageDraw, ImageFont
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .analysis_model import Analysis
-from .colour import contrast_ratio, hex_to_rgb, relative_luminance, rgb_to_hex
+from .colour import contrast_ratio, hex_to_rgb, relative_luminance
 from .details import ProductDetails
 
 VERSION = "1"
@@ -76,13 +82,20 @@ SHIPPED_FONTS: dict[str, Path] = {
     "bold": FONT_DIR / "NanumSquareB.ttf",
     "regular": FONT_DIR / "NanumSquareR.ttf",
 }
+# Shipped second in the chain for what NanumSquare lacks (accented Latin, Greek, Cyrillic,
+# €, ®), so prices and European names render the same on every machine.
+SHIPPED_LATIN_FONTS: dict[str, Path] = {
+    "bold": FONT_DIR / "NotoSans-Bold.ttf",
+    "regular": FONT_DIR / "NotoSans-Regular.ttf",
+}
 # Tried in order after the shipped font, for characters it lacks (e.g. accented Latin,
-# which NanumSquare does not have). Missing files are skipped.
+# which NanumSquare does not have): Nanum Gothic first (closest look), then broad-coverage
+# fonts of common Linux/macOS/Windows installs. Missing files are skipped.
 SYSTEM_FONTS: dict[str, tuple[str, ...]] = {
     "bold": (
-        "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
         "/usr/share/fonts/truetype/nanum/NanumGothicBold.ttf",
         "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf",
         "/usr/share/fonts/truetype/liberation/LiberationSans-Bold.ttf",
         "/System/Library/Fonts/Supplemental/Arial Unicode.ttf",
         "/System/Library/Fonts/AppleSDGothicNeo.ttc",
@@ -90,9 +103,9 @@ SYSTEM_FONTS: dict[str, tuple[str, ...]] = {
         "C:/Windows/Fonts/arialbd.ttf",
     ),
     "regular": (
-        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
         "/usr/share/fonts/truetype/nanum/NanumGothic.ttf",
         "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
         "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
         "/System/Library/Fonts/Supplemental/Arial Unicode.ttf",
         "/System/Library/Fonts/AppleSDGothicNeo.ttc",
@@ -122,8 +135,8 @@ class AdParams(BaseModel):
     max_font_px: int = Field(104, ge=8, le=400, description="Largest headline size.")
     subline_scale: float = Field(0.5, ge=0.2, le=1.0, description="Subline size as a fraction of the headline size.")
     price_scale: float = Field(0.55, ge=0.2, le=1.0, description="Price size as a fraction of the headline size.")
-    margin: float = Field(0.06, ge=0.0, le=0.25, description="Margin to the canvas edges, as a fraction of its short side.")
-    product_gap: float = Field(0.035, ge=0.0, le=0.25, description="Gap between text and product, as a fraction of the short side.")
+    margin: float = Field(0.06, ge=0.0, le=0.25, description="Margin to the canvas edges, as a fraction of sqrt(width*height).")
+    product_gap: float = Field(0.035, ge=0.0, le=0.25, description="Gap between text and product, as a fraction of sqrt(width*height).")
     font_path: str = Field("", description="TTF/OTF/TTC used first for all text; empty = the shipped NanumSquare.")
     price_badge: bool = Field(True, description="Draw the price in a rounded pill (False: a bold line).")
     min_contrast: float = Field(4.5, ge=1.0, le=21.0, description="WCAG contrast the text must reach (scrim added if needed).")
@@ -211,7 +224,8 @@ def font_chain(weight: str, override: str = "") -> tuple[str, ...]:
         except OSError as exc:
             raise ValueError(f"font_path {override!r} is not a usable font ({exc})") from None
         chain.append(str(p))
-    for cand in (SHIPPED_FONTS[weight], SHIPPED_FONTS[other], *SYSTEM_FONTS[weight], *SYSTEM_FONTS[other]):
+    shipped = (SHIPPED_FONTS[weight], SHIPPED_LATIN_FONTS[weight], SHIPPED_FONTS[other], SHIPPED_LATIN_FONTS[other])
+    for cand in (*shipped, *SYSTEM_FONTS[weight], *SYSTEM_FONTS[other]):
         if str(cand) not in chain and os.path.isfile(cand):
             chain.append(str(cand))
     chain.append(BUILTIN_FONT)
@@ -243,6 +257,17 @@ def _runs(text: str, chain: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     return tuple(runs)
 
 
+def chain_for(text: str, chain: tuple[str, ...]) -> tuple[str, ...]:
+    """The chain with the first font that has every character of `text` moved to the front,
+    so one text element is set in one typeface whenever possible (per-character fallback
+    only when no single font covers it)."""
+    chars = {c for c in text if not (c.isspace() or unicodedata.category(c) in ("Cf", "Mn", "Me"))}
+    for i, path in enumerate(chain):
+        if all(covers(path, c) for c in chars):
+            return (path,) + chain[:i] + chain[i + 1 :]
+    return chain
+
+
 def renderable(text: str, chain: tuple[str, ...]) -> str:
     """The part of `text` some font in the chain can draw."""
     return "".join(s for _, s in _runs(text, chain))
@@ -251,15 +276,15 @@ def renderable(text: str, chain: tuple[str, ...]) -> str:
 class _Measurer:
     """Cached text widths for one render call."""
 
-    def __init__(self, chains: dict[str, tuple[str, ...]]):
+    def __init__(self, chains: dict[str, tuple[str, ...]]):  # element ("head"|"sub"|"price") -> chain
         self.chains = chains
         self._cache: dict[tuple[str, int, str], float] = {}
 
-    def __call__(self, text: str, size: int, weight: str) -> float:
-        key = (text, size, weight)
+    def __call__(self, text: str, size: int, element: str) -> float:
+        key = (text, size, element)
         w = self._cache.get(key)
         if w is None:
-            w = sum(_font(p, size).getlength(s) for p, s in _runs(text, self.chains[weight]))
+            w = sum(_font(p, size).getlength(s) for p, s in _runs(text, self.chains[element]))
             self._cache[key] = w
         return w
 
@@ -420,11 +445,11 @@ class _Block:
 
 
 def _block_dims(b: _Block, measure, badge: bool) -> tuple[int, int]:
-    w = max((measure(t, b.h_size, "bold") for t in b.h_lines), default=0)
+    w = max((measure(t, b.h_size, "head") for t in b.h_lines), default=0)
     h = len(b.h_lines) * round(b.h_size * LINE_HEIGHT)
     if b.s_lines:
         h += round(b.h_size * 0.3) + len(b.s_lines) * round(b.s_size * LINE_HEIGHT)
-        w = max(w, max(measure(t, b.s_size, "regular") for t in b.s_lines))
+        w = max(w, max(measure(t, b.s_size, "sub") for t in b.s_lines))
     if b.price:
         pw, ph = _price_dims(b, measure, badge)
         h += round(b.h_size * 0.45) + ph
@@ -433,7 +458,7 @@ def _block_dims(b: _Block, measure, badge: bool) -> tuple[int, int]:
 
 
 def _price_dims(b: _Block, measure, badge: bool) -> tuple[int, int]:
-    tw = measure(b.price, b.p_size, "bold")
+    tw = measure(b.price, b.p_size, "price")
     if badge:
         return int(np.ceil(tw + 1.5 * b.p_size)), round(b.p_size * 1.8)
     return int(np.ceil(tw)), round(b.p_size * LINE_HEIGHT)
@@ -450,8 +475,8 @@ def _fit_block(headline: str, subline: str, price: str, box_w: int, box_h: int, 
     def price_size(hs: int) -> int:
         return max(min(hs, max(18, round(p.min_font_px * 0.8))), round(hs * p.price_scale))
 
-    def attempt(hs: int, allow_break: bool, ellipsize: bool = False) -> _Block | None:
-        mh = lambda t: measure(t, hs, "bold")  # noqa: E731
+    def attempt(hs: int, allow_break: bool, ellipsize: bool = False, balance: bool = True) -> _Block | None:
+        mh = lambda t: measure(t, hs, "head")  # noqa: E731
         lines = _wrap(h_units, box_w, mh, allow_break)
         if lines is None:
             return None
@@ -459,12 +484,12 @@ def _fit_block(headline: str, subline: str, price: str, box_w: int, box_h: int, 
             if not ellipsize:
                 return None
             lines = _ellipsize(lines, p.max_headline_lines, box_w, mh)
-        else:
+        elif balance:  # narrower lines only: never changes whether the block fits
             lines = _balanced(h_units, box_w, mh, allow_break, lines)
         b = _Block(hs, lines, price=price)
         if s_units:
             b.s_size = sub_size(hs)
-            ms = lambda t: measure(t, b.s_size, "regular")  # noqa: E731
+            ms = lambda t: measure(t, b.s_size, "sub")  # noqa: E731
             s_lines = _wrap(s_units, box_w, ms, False)
             if s_lines is None:
                 s_lines = _wrap(s_units, box_w, ms, True)
@@ -482,7 +507,7 @@ def _fit_block(headline: str, subline: str, price: str, box_w: int, box_h: int, 
         """A last line much shorter than the others (a lone word) reads badly."""
         if len(b.h_lines) < 2:
             return False
-        ws = [measure(t, b.h_size, "bold") for t in b.h_lines]
+        ws = [measure(t, b.h_size, "head") for t in b.h_lines]
         return ws[-1] < 0.4 * max(ws[:-1])
 
     lo0, hi0 = p.min_font_px, max(p.min_font_px, min(p.max_font_px, max_px))
@@ -492,24 +517,33 @@ def _fit_block(headline: str, subline: str, price: str, box_w: int, box_h: int, 
         lo, hi = lo0, hi0
         while lo < hi:  # largest size that fits (fitting is monotonic in the size)
             mid = (lo + hi + 1) // 2
-            if attempt(mid, allow_break) is not None:
+            if attempt(mid, allow_break, balance=False) is not None:
                 lo = mid
             else:
                 hi = mid - 1
         best = attempt(lo, allow_break)
         if len(best.h_lines) > 1 and not allow_break:
-            # Up to 20% smaller text is worth one line less; up to 25% to avoid a lone last word.
-            alt = None
-            for s in range(lo - 1, max(lo0, int(lo * 0.75)) - 1, -1):
-                b = attempt(s, allow_break)
-                if b is None or orphan(b):
-                    continue
-                if len(b.h_lines) < len(best.h_lines) and s >= lo * 0.8:
+            # Up to 20% smaller text is worth one line less (fewer lines read faster) ...
+            n = len(best.h_lines)
+            a, z = max(lo0, -(-lo * 4 // 5)), lo - 1
+            b = attempt(a, allow_break, balance=False) if a <= z else None
+            if b is not None and len(b.h_lines) < n:
+                while a < z:  # largest size with fewer lines (line count grows with the size)
+                    mid = (a + z + 1) // 2
+                    b = attempt(mid, allow_break, balance=False)
+                    if b is not None and len(b.h_lines) < n:
+                        a = mid
+                    else:
+                        z = mid - 1
+                b = attempt(a, allow_break)
+                if b is not None and not orphan(b):
                     return b
-                if alt is None:
-                    alt = b
-            if orphan(best) and alt is not None:
-                return alt
+            # ... and up to 25% smaller is worth avoiding a lone last word.
+            if orphan(best):
+                for s in range(lo - 1, max(lo0, int(lo * 0.75)) - 1, -1):
+                    b = attempt(s, allow_break)
+                    if b is not None and not orphan(b):
+                        return b
         return best
     # Nothing fits at the minimum size: ellipsize, then drop subline/lines until it fits.
     b = attempt(p.min_font_px, True, ellipsize=True)
@@ -517,7 +551,7 @@ def _fit_block(headline: str, subline: str, price: str, box_w: int, box_h: int, 
         if b.s_lines:
             b.s_lines = b.s_lines[:-1]
         else:
-            mh = lambda t: measure(t, b.h_size, "bold")  # noqa: E731
+            mh = lambda t: measure(t, b.h_size, "head")  # noqa: E731
             b.h_lines = _ellipsize(b.h_lines, len(b.h_lines) - 1, box_w, mh)
         b.width, b.height = _block_dims(b, measure, p.price_badge)
     return b
@@ -544,14 +578,19 @@ def _grow(strip: np.ndarray, n: int, k: int, offset: int = 0) -> tuple[np.ndarra
     p1 = _smooth_1d(strip[k : 2 * k].mean(axis=0), sig)
     slope = np.clip((p0 - p1) / k, -0.6, 0.6)  # levels per px, outwards
     edge = p0 + slope * (k - 1) / 2  # model value at the outermost row
-    tau = max(float(k), 0.12 * w)
-    # continue the slope, damped: total drift levels off at slope * tau (at most 28 levels)
-    g = (1 - np.exp(-np.arange(1, n + 1, dtype=np.float32) / tau))[:, None, None]
-    ext = (edge + 0.5)[None] + g * np.clip(slope * tau, -28, 28)[None]  # +0.5: rounding for _u8
-    # grain: robust std of the outer rows around their smooth profile (photo noise, paper texture)
-    resid = (strip[:k:2, ::2] - p0[None, ::2]).reshape(-1, 3)
-    mad = np.median(np.abs(resid - np.median(resid, axis=0)), axis=0)
-    grain = np.minimum(1.4826 * mad, 6.0).astype(np.float32)
+    tau = max(float(k), 0.08 * w)
+    d = np.arange(1, n + 1, dtype=np.float32)[:, None, None]
+    # continue the (broadly smoothed) slope, damped: the drift levels off at slope * tau,
+    # at most 16 levels, so a sweep keeps going a little without turning local highlights
+    # into beams ...
+    drift = np.clip(_smooth_1d(slope, 0.08 * w) * tau, -16, 16)
+    ext = (edge + 0.5)[None] + (1 - np.exp(-d / tau)) * drift[None]  # +0.5: rounding for _u8
+    # ... and blur more with distance, so whatever texture the edge has fades into a smooth field
+    far = _smooth_1d(edge, max(sig, 0.15 * w)) - edge
+    ext += (1 - np.exp(-d / (2 * tau))) * far[None]
+    # grain: robust std of neighbour differences along the edge (blind to smooth gradients)
+    diff = ((strip[:k, 1:] - strip[:k, :-1]) / np.sqrt(2)).reshape(-1, 3)
+    grain = np.minimum(1.4826 * np.median(np.abs(diff), axis=0), 6.0).astype(np.float32)
     if float(grain.max()) > 0.3:
         ext += _noise(n, w, offset) * grain
     # feather: move the low frequencies of the photo's outer rows onto the model (keeps grain)
@@ -578,8 +617,10 @@ def _noise(n: int, w: int, offset: int) -> np.ndarray:
 
 
 def _u8(a: np.ndarray, rounded: bool = False) -> np.ndarray:
-    """float -> uint8 (values already offset by +0.5 when `rounded`)."""
-    return np.clip(a if rounded else a + 0.5, 0, 255).astype(np.uint8)
+    """float -> uint8, in place on `a` (values already offset by +0.5 when `rounded`)."""
+    if not rounded:
+        a += 0.5
+    return np.clip(a, 0, 255, out=a).astype(np.uint8)
 
 
 def _extend(arr: np.ndarray, W: int, H: int, ox: int, oy: int) -> np.ndarray:
@@ -595,8 +636,11 @@ def _extend(arr: np.ndarray, W: int, H: int, ox: int, oy: int) -> np.ndarray:
     else:
         return out
     L = a.shape[0]
+    if L < 16:  # too small to model (thumbnails, 1x1): replicate the edge
+        o[:before] = a[:1]
+        o[before + L :] = a[-1:]
+        return out
     k = int(np.clip(L // 40, 2, 32))
-    k = max(1, min(k, L // 4))
     if before:
         ext, inner = _grow(a[: 2 * k].astype(np.float32), before, k, 0)
         o[:before] = _u8(ext[::-1], True)
@@ -641,7 +685,7 @@ def _layout(img: Image.Image, analysis: Analysis, W: int, H: int, p: AdParams, c
         cache[(sw, sh)] = _resize(img, (sw, sh))
     arr = cache[(sw, sh)]
     sx, sy = sw / analysis.width, sh / analysis.height  # analysis pixels -> resized pixels
-    gap = round(p.product_gap * min(W, H))
+    gap = round(p.product_gap * (W * H) ** 0.5)
     pb = analysis.product_box
     pcx, pcy = (pb.x0 + pb.x1) / 2 / analysis.width, (pb.y0 + pb.y1) / 2 / analysis.height
     zone = analysis.text_zone
@@ -778,16 +822,18 @@ def render_ads(
     """One creative per size in `params.sizes` (see the module docstring for the layout)."""
     p = params or AdParams()
     img = image.convert("RGB")
-    chains = {w: font_chain(w, p.font_path) for w in ("bold", "regular")}
-    measure = _Measurer(chains)
+    bold, regular = font_chain("bold", p.font_path), font_chain("regular", p.font_path)
     texts = _texts(details, p)
     headline, subline, price = texts
     # What the PNG can show (characters no font has are dropped from the PNG only).
-    drawn = (
-        renderable(headline, chains["bold"]).strip() or clean_text(p.fallback_headline) or "New arrival",
-        renderable(subline, chains["regular"]).strip(),
-        renderable(price, chains["bold"]).strip(),
-    )
+    d_head = renderable(headline, bold).strip() or clean_text(p.fallback_headline) or "New arrival"
+    drawn = (d_head, renderable(subline, regular).strip(), renderable(price, bold).strip())
+    chains = {
+        "head": chain_for(drawn[0], bold),
+        "sub": chain_for(drawn[1], regular),
+        "price": chain_for(drawn[2], bold),
+    }
+    measure = _Measurer(chains)
     cache: dict = {}
     return [_render_one(name, W, H, img, analysis, details, p, chains, measure, texts, drawn, cache)
             for name, (W, H) in p.size_list()]
@@ -795,22 +841,31 @@ def render_ads(
 
 def _render_one(name, W, H, img, analysis, details, p, chains, measure, texts, drawn, cache) -> AdCreative:
     lay = _layout(img, analysis, W, H, p, cache)
-    short = min(W, H)
-    m = round(p.margin * short)
-    gap = round(p.product_gap * short)
+    short, scale = min(W, H), (W * H) ** 0.5  # scale: 1080 for the square, 868 for 1200x628
+    m = round(p.margin * scale)
+    gap = round(p.product_gap * scale)
     d_head, d_sub, d_price = drawn
 
+    min_w, min_h = p.min_font_px * 6, round(p.min_font_px * LINE_HEIGHT * 1.5)
+    usable = lambda r: r[2] - r[0] >= min_w and r[3] - r[1] >= min_h  # noqa: E731
     region = _inset(lay.region, W, H, m)
-    if region[2] - region[0] < p.min_font_px * 6 or region[3] - region[1] < round(p.min_font_px * LINE_HEIGHT * 1.5):
+    if not usable(region):
         # The recommended space is too small: take the largest free strip around the product.
         strips = [_inset(s, W, H, m) for s in _free_strips(W, H, lay.product, gap, m)]
         region = max(strips + [region], key=lambda r: max(0, r[2] - r[0]) * max(0, r[3] - r[1]))
+    if not usable(region):
+        # The product fills the frame: a band on the recommended side, over the product
+        # (the contrast check below adds a scrim when it is needed).
+        band = max(min_h, round(0.3 * H))
+        top = analysis.text_zone.position == "top"
+        region = _inset((0, 0 if top else H - band, W, band if top else H), W, H, m)
     rx0, ry0, rx1, ry1 = region
     box_w, box_h = max(1, rx1 - rx0), max(1, ry1 - ry0)
 
     block = _fit_block(d_head, d_sub, d_price, box_w, box_h, p, measure, max_px=round(MAX_FONT_SHORT * short))
     bx = rx0 + (box_w - block.width) // 2
     by = ry0 + max(0, (box_h - block.height) // 2)
+    bx = max(0, min(bx, W - block.width))  # never outside the canvas
     by = max(0, min(by, H - m - block.height))
 
     # Work in a crop around the block (the rest of the canvas is untouched).
@@ -831,14 +886,14 @@ def _render_one(name, W, H, img, analysis, details, p, chains, measure, texts, d
     draw = ImageDraw.Draw(mask_im)
     y = by_c
     for t in block.h_lines:
-        _draw_line(draw, line_x(t, block.h_size, "bold"), y + round(block.h_size * BASELINE), t, block.h_size,
-                   chains["bold"])
+        _draw_line(draw, line_x(t, block.h_size, "head"), y + round(block.h_size * BASELINE), t, block.h_size,
+                   chains["head"])
         y += round(block.h_size * LINE_HEIGHT)
     if block.s_lines:
         y += round(block.h_size * 0.3)
         for t in block.s_lines:
-            _draw_line(draw, line_x(t, block.s_size, "regular"), y + round(block.s_size * BASELINE), t,
-                       block.s_size, chains["regular"])
+            _draw_line(draw, line_x(t, block.s_size, "sub"), y + round(block.s_size * BASELINE), t,
+                       block.s_size, chains["sub"])
             y += round(block.s_size * LINE_HEIGHT)
     price_geom = None
     if block.price:
@@ -894,14 +949,14 @@ def _render_one(name, W, H, img, analysis, details, p, chains, measure, texts, d
     if price_geom:
         px, py, pw, ph = price_geom
         ps = block.p_size
-        f0 = _font(_runs(block.price, chains["bold"])[0][0], ps)
+        f0 = _font(_runs(block.price, chains["price"])[0][0], ps)
         top = -f0.getbbox(block.price, anchor="ls")[1]  # ink height above the baseline
         if p.price_badge:
             _blend(crop, _pill_mask(pw, ph), rgb, px, py)
-            lc = {h: contrast_ratio(_lum(colour), _lum(h)) for h in (DARK, LIGHT)}
+            lc = {h: contrast_ratio(_lum(colour), _lum(h)) for h in ("#000000", LIGHT)}  # max >= 4.58
             ptext = max(lc, key=lc.get)
             contrast = min(contrast, lc[ptext])
-            tx = px + (pw - measure(block.price, ps, "bold")) / 2
+            tx = px + (pw - measure(block.price, ps, "price")) / 2
             base = py + ph / 2 + top / 2
         else:
             ptext, tx, base = colour, px, py + round(ps * BASELINE)
@@ -910,7 +965,7 @@ def _render_one(name, W, H, img, analysis, details, p, chains, measure, texts, d
         qx0, qy0 = max(0, px - ex), max(0, py - ex)
         qx1, qy1 = min(cw, px + pw + ex), min(ch, py + ph + ex)
         pm = Image.new("L", (qx1 - qx0, qy1 - qy0))
-        _draw_line(ImageDraw.Draw(pm), tx - qx0, base - qy0, block.price, ps, chains["bold"])
+        _draw_line(ImageDraw.Draw(pm), tx - qx0, base - qy0, block.price, ps, chains["price"])
         pmask = np.asarray(pm, dtype=np.float32) / 255.0
         sub = crop[qy0:qy1, qx0:qx1]
         if not p.price_badge:
@@ -935,7 +990,7 @@ def _html(name: str, W: int, H: int, details: ProductDetails, headline: str, sub
     alt = clean_text(details.name).replace("\n", " ") or headline.replace("\n", " ")
     lang = "ko" if re.search(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]", headline + subline + alt) else "en"
     br = lambda s: "<br>".join(e(x) for x in s.split("\n"))  # noqa: E731
-    parts = [f'<p class="headline">{br(headline)}</p>']
+    parts = [f'<h1 class="headline">{br(headline)}</h1>']
     if subline:
         parts.append(f'<p class="subline">{br(subline)}</p>')
     if price:

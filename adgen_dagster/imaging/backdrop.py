@@ -261,16 +261,19 @@ def _field(wall_lin: np.ndarray, floor_lin: np.ndarray, w: int, h: int, lx: floa
         glow = np.ones_like(ys)
 
     dx = (xs - lx) * aspect_x
-    dy = (ys - ly) * aspect_y
     if p.style == "sweep":
-        # The floor recedes: the light pool on it looks flattened vertically.
-        dy = np.where(ys > 1.0 - p.floor_height, dy * 0.55, dy)
+        # The floor recedes: the light pool on it looks flattened vertically. The distance
+        # is continuous across the bend (only its slope changes), so there is no seam.
+        bend = 1.0 - p.floor_height
+        dy = np.where(ys > bend, (bend - ly) + (ys - bend) * 0.55, ys - ly) * aspect_y
+    else:
+        dy = (ys - ly) * aspect_y
     sigma = p.light_radius
     light = 1.0 - p.light_falloff * (1.0 - np.exp(-(dx * dx + dy * dy) / (2.0 * sigma * sigma)))
 
     # Vignette on the normalised radius (corners = 1), eased so the centre stays clean.
     r2 = ((xs - 0.5) * 2.0) ** 2 * 0.5 + ((ys - 0.5) * 2.0) ** 2 * 0.5
-    vig = 1.0 - p.vignette * _smoothstep(0.25, 1.0, r2) ** 1.0
+    vig = 1.0 - p.vignette * _smoothstep(0.25, 1.0, r2)
 
     shade = (light * vig * glow).astype(np.float32)
     base = wall_lin[None, None, :] * (1.0 - t[..., None]) + floor_lin[None, None, :] * t[..., None]

@@ -136,7 +136,8 @@ def soft_blur(a: np.ndarray, sigma: float) -> np.ndarray:
 # ------------------------------------------------------------------------- helpers
 
 
-def _cover(background: Image.Image, w: int, h: int) -> np.ndarray:
+def cover_resize(background: Image.Image, w: int, h: int) -> np.ndarray:
+    """The background as uint8 RGB (h, w, 3): scaled to cover the canvas and centre-cropped."""
     bg = background.convert("RGB")
     if bg.size == (w, h):
         return np.asarray(bg, dtype=np.uint8).copy()
@@ -230,13 +231,15 @@ def composite(cutout: Image.Image, background: Image.Image, params: CompositePar
     W, H = p.width, p.height
     rgba = np.asarray(cutout.convert("RGBA"), dtype=np.uint8)
     alpha8 = rgba[..., 3]
-    ys, xs = np.nonzero(alpha8 > int(p.alpha_threshold * 255))
-    if ys.size < 4:
+    solid = (alpha8 > int(p.alpha_threshold * 255)).astype(np.uint8)
+    count = cv2.countNonZero(solid)
+    if count < 4:
         raise ValueError(
-            f"cut-out has no product: only {ys.size} pixel(s) of its {alpha8.shape[1]}x{alpha8.shape[0]} alpha "
+            f"cut-out has no product: only {count} pixel(s) of its {alpha8.shape[1]}x{alpha8.shape[0]} alpha "
             f"are above {p.alpha_threshold:g}; segmentation found nothing to place"
         )
-    crop = rgba[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+    bx, by, bw, bh = cv2.boundingRect(solid)
+    crop = rgba[by : by + bh, bx : bx + bw]
     ch, cw = crop.shape[:2]
 
     m = p.margin * min(W, H)
@@ -253,7 +256,7 @@ def composite(cutout: Image.Image, background: Image.Image, params: CompositePar
     y0 = min(max(y0, 0), H - ph)
 
     prem, alpha = _resize_premultiplied(crop, (pw, ph))
-    bg = _cover(background, W, H)
+    bg = cover_resize(background, W, H)
 
     # Region of interest: the product plus everything its shadows can reach.
     reach = int(np.ceil(3 * max(p.shadow_blur, p.ambient_blur) * pw + max(p.shadow_squash, p.ambient_squash) * ph)) + 2

@@ -10,7 +10,7 @@ with every step off the output equals the input byte for byte):
    by ``harmonize``. The product is then chromatically adapted from D65 to that white
    with a Bradford transform (XYZ -> cone-like LMS, von Kries gains, back), one 3x3
    matrix in linear RGB. Optionally the product's luminance moves a little toward the
-   scene's (``luminance_match``, an exponent on the luminance ratio, clamped to +-15%).
+   scene's (``luminance_match``, an exponent on the luminance ratio, clamped to +-10%).
 2. **Edge blend** (linear light). The band is every pixel within ``edge_band`` px of
    the mask's 50% contour (the mask dilated minus eroded). Inside the band the image is
    mixed with a Gaussian-blurred copy (``edge_blur`` sigma), most at the contour and
@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from .composite import SRGB8_TO_LINEAR, linear_to_srgb8, srgb8_to_linear
+from .composite import SRGB8_TO_LINEAR, cover_resize, linear_to_srgb8, srgb8_to_linear
 
 VERSION = "1"
 
@@ -56,7 +56,7 @@ class RetouchParams(BaseModel):
         0.03, ge=0.0, le=0.2, description="Largest illuminant shift followed, as a CIE xy distance from D65 (keeps coloured backdrops from dyeing the product)."
     )
     luminance_match: float = Field(
-        0.08, ge=0.0, le=1.0, description="Exponent pulling the product's mean luminance toward the scene's (0 = off; clamped to +-15%)."
+        0.05, ge=0.0, le=1.0, description="Exponent pulling the product's mean luminance toward the scene's (0 = off; clamped to +-10%)."
     )
     sharpen_amount: float = Field(0.45, ge=0.0, le=5.0, description="Unsharp-mask amount on the product's luma (0 = off).")
     sharpen_radius: float = Field(1.2, gt=0.0, le=10.0, description="Unsharp-mask Gaussian sigma in px.")
@@ -168,13 +168,12 @@ def _mean_luma(img: np.ndarray) -> float:
 def retouch(
     image: Image.Image, mask: Image.Image, background: Image.Image, params: RetouchParams | None = None
 ) -> Image.Image:
-    """Retouch the composite `image` (RGB) given the placed product `mask` ("L") and the
-    product-free `background` (RGB), all the same size. Returns an RGB image."""
+    """Retouch the composite `image` (RGB) given the placed product `mask` ("L", same size)
+    and the product-free `background` (RGB; cover-resized like composite() does when its
+    size differs). Returns an RGB image of the image's size."""
     p = params or RetouchParams()
-    if image.size != mask.size or image.size != background.size:
-        raise ValueError(
-            f"retouch needs image, mask and background of one size; got {image.size}, {mask.size}, {background.size}"
-        )
+    if image.size != mask.size:
+        raise ValueError(f"retouch needs the image and its mask in one size; got {image.size} and {mask.size}")
     img = np.asarray(image.convert("RGB"), dtype=np.uint8)
     m8 = np.asarray(mask.convert("L"), dtype=np.uint8)
     out = img.copy()
@@ -196,7 +195,7 @@ def retouch(
 
         # 1. harmonise toward the scene's light
         if do_harm:
-            bg = np.asarray(background.convert("RGB"), dtype=np.uint8)
+            bg = cover_resize(background, W, H)  # as composite() did, if the sizes differ
             gx0, gx1 = max(0, bx - bw // 2), min(W, bx + bw + bw // 2)
             gy0, gy1 = max(0, by - bh // 2), min(H, by + bh + bh // 2)
             scene = srgb8_to_linear(bg[gy0:gy1:2, gx0:gx1:2]).reshape(-1, 3).mean(axis=0)
@@ -206,7 +205,7 @@ def retouch(
             y_prod, y_scene = float(prod_mean @ _LUMA), float(scene @ _LUMA)
             gain = 1.0
             if p.luminance_match > 0 and y_prod > 1e-4 and y_scene > 1e-4:
-                gain = float(np.clip((y_scene / y_prod) ** p.luminance_match, 1 / 1.15, 1.15))
+                gain = float(np.clip((y_scene / y_prod) ** p.luminance_match, 1 / 1.1, 1.1))
             M = M * np.float32(gain)
             if not np.allclose(M, np.eye(3), atol=1e-6):
                 adapted = (lin.reshape(-1, 3) @ M.T).reshape(lin.shape)

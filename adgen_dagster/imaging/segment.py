@@ -61,13 +61,23 @@ class SegmentParams(BaseModel):
     fg_threshold: float = Field(3.0, gt=0, description="Lab distance to the background above which a pixel is a product candidate (raised automatically on noisy backgrounds).")
     strong_threshold: float = Field(12.0, gt=0, description="Lab distance above which a candidate is definite product (before erosion).")
     shadow_chroma: float = Field(4.0, ge=0, description="Largest chroma difference (Lab a/b) to the background for a darker pixel to count as shadow.")
-    shadow_depth: float = Field(30.0, ge=0, description="Largest darkening (Lab L) a shadow can have; darker regions are product.")
-    shadow_gradient: float = Field(1.5, gt=0, description="Largest lightness gradient (Lab L per work pixel) inside a shadow: shadows are smooth.")
+    shadow_depth: float = Field(55.0, ge=0, description="Largest darkening (Lab L) a shadow can have; darker regions are product.")
+    shadow_roughness: float = Field(0.8, gt=0, description="Largest local lightness roughness (Lab L removed by a small blur) inside a shadow: shadows are smooth, edges and texture are not.")
+    shadow_gradient: float = Field(
+        1.5, gt=0, description="Largest lightness slope inside a shadow (Lab L per pixel at a 512 px work size, scaled for other sizes)."
+    )
+    edge_roughness: float = Field(
+        1.2, gt=0, description="Roughness (see shadow_roughness) that counts as product evidence: an edge or texture. Nothing inside the convex hull of grouped evidence is called shadow."
+    )
+    hull_group: float = Field(0.05, ge=0, le=0.5, description="Evidence pieces closer than twice this (fraction of the work long side) are grouped into one hull.")
     shadow_erode: int = Field(2, ge=0, le=16, description="Erosion radius (work px) that stops the shadow flood from leaking into a product through thin gaps in its outline.")
     grabcut_iters: int = Field(2, ge=0, le=10, description="GrabCut iterations (0 disables GrabCut and keeps the seeded mask).")
     min_component: float = Field(0.02, ge=0, le=1, description="Pieces smaller than this fraction of the largest piece are dropped unless clearly product-coloured.")
-    min_hole_area: float = Field(0.0015, ge=0, le=1, description="Enclosed background-coloured regions smaller than this fraction of the image are filled.")
-    min_hole_width: float = Field(0.012, ge=0, le=1, description="Enclosed regions narrower than this (inscribed radius, fraction of the work long side) are filled: letters, seams.")
+    min_hole_area: float = Field(0.003, ge=0, le=1, description="Enclosed background-coloured regions smaller than this fraction of the image are filled.")
+    min_hole_width: float = Field(0.015, ge=0, le=1, description="Enclosed regions narrower than this (inscribed radius, fraction of the work long side) are filled: letters, seams.")
+    bridge_px: int = Field(3, ge=0, le=32, description="Closing radius (work px) used when looking for holes: background-coloured parts reaching the outline through a gap this narrow are filled.")
+    snap_px: int = Field(5, ge=0, le=32, description="Half-width (work px) of the band where the coarse boundary snaps to the local colour evidence (0 disables).")
+    hole_edge: float = Field(1.0, gt=0, description="Median slope of the background distance (Lab units per work px) around an enclosed region above which it is a real hole with a sharp outline, not a soft highlight.")
     band_px: int = Field(2, ge=0, le=32, description="Extra half-width (full-resolution px) of the matting band beyond the upscaling factor.")
     matting_radius: int = Field(6, ge=1, le=64, description="Radius (full-resolution px) of the local foreground/background colour estimates in the band.")
     guided_eps: float = Field(2e-4, gt=0, description="Regulariser of the guided-filter fallback matte (image variance units, 0..1 scale).")
@@ -91,34 +101,66 @@ class Cutout:
 # --------------------------------------------------------------------------------------
 
 
-def _blur_fusion(image: np.ndarray, F: np.ndarray, B: np.ndarray, alpha: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
-    a = alpha[..., None]
-    k = (r, r)
-    blurred_alpha = cv2.blur(alpha, k)[..., None]
-    blurred_F = cv2.blur(F * a, k) / (blurred_alpha + 1e-5)
-    blurred_B = cv2.blur(B * (1.0 - a), k) / ((1.0 - blurred_alpha) + 1e-5)
-    F = blurred_F + a * (image - a * blurred_F - (1.0 - a) * blurred_B)
-    return np.clip(F, 0.0, 1.0, out=F), blurred_B
-
-
 def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Foreground colours of a matted image (blur fusion, Forte & Pitie 2021).
 
     `image`: float32 HxWx3 in [0, 1]; `alpha`: float32 HxW in [0, 1]. Returns float32
-    HxWx3 foreground colours: equal to the image where alpha is 1, and on the soft edge
-    the colour the product would have without the old background mixed in (so the
-    cut-out shows no fringe over a new background). Two passes: a large radius for a
-    rough estimate, then a small one for detail.
+    HxWx3 foreground colours: equal to the image where alpha is 1, and where alpha is
+    fractional the colour the object has without the old background mixed in, so a
+    cut-out shows no fringe over a new background. (Where alpha is 0 the value is a
+    smooth extension of nearby foreground colours.)
+
+    Two passes of F = F_blur + a (I - a F_blur - (1 - a) B_blur), where F_blur and
+    B_blur are alpha-weighted local means of the current foreground / background
+    estimates: a large radius (about 9 % of the long side) for a rough estimate, then a
+    small one (6 px) for detail. The large pass is computed at reduced resolution (it is
+    a wide blur anyway) and the update only on the pixels with fractional alpha.
+    Independent of how alpha was obtained, so neural segmenters reuse it.
     """
     img = np.ascontiguousarray(image, dtype=np.float32)
-    a = np.ascontiguousarray(alpha, dtype=np.float32)
+    a = np.clip(np.ascontiguousarray(alpha, dtype=np.float32), 0.0, 1.0)
     if img.ndim != 3 or img.shape[2] != 3 or a.shape != img.shape[:2]:
         raise ValueError(f"estimate_foreground: image must be HxWx3 and alpha HxW, got {img.shape} and {a.shape}")
-    a = np.clip(a, 0.0, 1.0)
-    big = max(3, min(90, int(round(max(img.shape[:2]) * 0.09))))
-    F, blur_B = _blur_fusion(img, img, img, a, big)
-    F, _ = _blur_fusion(img, F, blur_B, a, 6)
-    return F
+    H, W = a.shape
+    eps = 1e-5
+    unknown = (a > 1e-3) & (a < 1.0 - 1e-3)
+
+    # pass 1: large radius, at about 1/4 resolution
+    s = min(1.0, 256.0 / max(H, W))
+    hs, ws = max(1, int(round(H * s))), max(1, int(round(W * s)))
+    if (hs, ws) != (H, W):
+        a_s = cv2.resize(a, (ws, hs), interpolation=cv2.INTER_AREA)
+        i_s = cv2.resize(img, (ws, hs), interpolation=cv2.INTER_AREA)
+        ia_s = cv2.resize(img * a[..., None], (ws, hs), interpolation=cv2.INTER_AREA)
+    else:
+        a_s, i_s = a, img
+        ia_s = img * a[..., None]
+    r = max(3, int(round(0.09 * max(hs, ws))))
+    ba = cv2.blur(a_s, (r, r))[..., None]
+    bF = cv2.blur(ia_s, (r, r)) / (ba + eps)
+    bB = cv2.blur(i_s - ia_s, (r, r)) / ((1.0 - ba) + eps)
+    if (hs, ws) != (H, W):
+        bF = cv2.resize(bF, (W, H), interpolation=cv2.INTER_LINEAR)
+        bB = cv2.resize(bB, (W, H), interpolation=cv2.INTER_LINEAR)
+    if not unknown.any():
+        return np.where((a >= 0.5)[..., None], img, np.clip(bF, 0.0, 1.0)).astype(np.float32)
+    ys, xs = np.nonzero(unknown)
+    au = a[ys, xs][:, None]
+    iu = img[ys, xs]
+    F1 = np.where((a >= 0.5)[..., None], img, bF).astype(np.float32)
+    f1u = bF[ys, xs] + au * (iu - au * bF[ys, xs] - (1.0 - au) * bB[ys, xs])
+    F1[ys, xs] = np.clip(f1u, 0.0, 1.0)
+
+    # pass 2: small radius, full resolution
+    r2 = 6
+    ba2 = cv2.blur(a, (r2, r2))
+    bF2 = cv2.blur(F1 * a[..., None], (r2, r2))
+    bB2 = cv2.blur(bB * (1.0 - a)[..., None], (r2, r2))
+    ba2u = ba2[ys, xs][:, None]
+    f_blur = bF2[ys, xs] / (ba2u + eps)
+    b_blur = bB2[ys, xs] / ((1.0 - ba2u) + eps)
+    F1[ys, xs] = np.clip(f_blur + au * (iu - au * f_blur - (1.0 - au) * b_blur), 0.0, 1.0)
+    return F1
 
 
 # --------------------------------------------------------------------------------------
@@ -170,6 +212,8 @@ def _fit_background(lab: np.ndarray, p: SegmentParams) -> tuple[np.ndarray, floa
     ring[:rw] = ring[-rw:] = True
     ring[:, :rw] = ring[:, -rw:] = True
     ys, xs = np.nonzero(ring)
+    step = max(1, len(ys) // 12000)  # a subsample is plenty for a smooth surface
+    ys, xs = ys[::step], xs[::step]
     vals = lab[ys, xs].astype(np.float64)
     xn = xs / max(w - 1, 1) * 2.0 - 1.0
     yn = ys / max(h - 1, 1) * 2.0 - 1.0
@@ -192,14 +236,16 @@ def _fit_background(lab: np.ndarray, p: SegmentParams) -> tuple[np.ndarray, floa
 
     coef, inl, scale = _robust_fit(_design(xn, yn, p.bg_model), vals, init, p.noise_floor)
 
-    gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-    gx = gx / max(w - 1, 1) * 2 - 1
-    gy = gy / max(h - 1, 1) * 2 - 1
-    basis = [np.ones_like(gx), gx, gy, gx * gx, gy * gy, gx * gy][: coef.shape[0]]
-    model = np.zeros((h, w, 3), np.float32)
-    for k, b in enumerate(basis):
-        model += b[..., None] * coef[k].astype(np.float32)
-
+    # evaluate the surface: c0 + c1 x + c2 y + c3 x^2 + c4 y^2 + c5 x y, separably
+    c = np.zeros((6, 3))
+    c[: coef.shape[0]] = coef
+    x = np.linspace(-1.0, 1.0, w)[:, None]
+    y = np.linspace(-1.0, 1.0, h)[:, None]
+    row = (c[0] + c[2] * y + c[4] * y * y).astype(np.float32)  # h x 3
+    col = (c[1] * x + c[3] * x * x).astype(np.float32)  # w x 3
+    model = row[:, None, :] + col[None, :, :]
+    if np.any(c[5] != 0):
+        model += (y.astype(np.float32) * x.astype(np.float32).T)[..., None] * c[5].astype(np.float32)
     return model, float(scale), float(inl.mean())
 
 
@@ -218,40 +264,104 @@ def _touching_border(labels: np.ndarray) -> np.ndarray:
     return ids
 
 
-def _real_holes(fg: np.ndarray, dE: np.ndarray, t_lo: float, p: SegmentParams, protect: np.ndarray | None = None) -> np.ndarray:
-    """Fill the holes of the binary mask `fg` except real ones (see module docstring).
-    Returns the filled mask (uint8 0/1)."""
+def _real_holes(fg: np.ndarray, dE: np.ndarray, t_lo: float, p: SegmentParams) -> np.ndarray:
+    """Fill the holes of the binary mask `fg`, except real ones. Returns uint8 0/1.
+
+    Holes are looked for after a small closing, so that background-coloured parts of
+    the product that touch the outline through a narrow gap (white letters printed up to
+    the edge of a black strap) count as enclosed. A hole is *real* (kept: a handle loop)
+    when it matches the background colour, is wide (not a letter stroke or a seam) and
+    is bounded by a sharp edge (a soft highlight on a white product fades out instead);
+    every other hole is filled.
+    """
     h, w = fg.shape
-    n, lab, st, _ = cv2.connectedComponentsWithStats((fg == 0).astype(np.uint8), connectivity=4)
+    rc = max(1, p.bridge_px)
+    closed = cv2.morphologyEx(fg, cv2.MORPH_CLOSE, _disk(rc), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    closed |= fg
+    n, lab, st, _ = cv2.connectedComponentsWithStats((closed == 0).astype(np.uint8), connectivity=4)
     if n <= 1:
         return fg
-    outside = np.zeros(n, bool)
-    outside[_touching_border(lab)] = True
-    outside[0] = True  # label 0 is the foreground itself
-    out = fg.copy()
+    inside = np.ones(n, bool)
+    inside[_touching_border(lab)] = False
+    inside[0] = False  # label 0 is the (closed) foreground itself
     min_area = p.min_hole_area * h * w
     min_r = p.min_hole_width * max(h, w)
     dist = None
-    for i in range(1, n):
-        if outside[i]:
-            continue
+    fill = np.zeros(n, bool)
+    for i in np.flatnonzero(inside):
         x, y, bw, bh, area = st[i]
-        keep = False
+        real = False
         if area >= min_area and min(bw, bh) >= 2 * min_r:
             sl = (slice(y, y + bh), slice(x, x + bw))
             reg = lab[sl] == i
-            vals = dE[sl][reg]
-            if np.median(vals) < t_lo * 0.75:
+            if np.median(dE[sl][reg]) < t_lo * 0.75:
                 if dist is None:
-                    dist = cv2.distanceTransform((fg == 0).astype(np.uint8), cv2.DIST_L2, 3)
+                    dist = cv2.distanceTransform((closed == 0).astype(np.uint8), cv2.DIST_L2, 3)
                 if dist[sl][reg].max() >= min_r:
-                    # sharp boundary: the ring just outside the hole is clearly not background
-                    reg8 = reg.astype(np.uint8)
-                    ring = cv2.dilate(reg8, _disk(2)).astype(bool) & ~reg
-                    rv = dE[sl][ring]
-                    keep = rv.size > 0 and np.median(rv) > 2.5 * t_lo
-        if not keep:
-            out[lab == i] = 1
+                    ys, xs = np.nonzero(reg)
+                    y0, y1 = max(0, y - 3), min(h, y + bh + 3)
+                    x0, x1 = max(0, x - 3), min(w, x + bw + 3)
+                    big = np.zeros((y1 - y0, x1 - x0), np.uint8)
+                    big[ys + y - y0, xs + x - x0] = 1
+                    ring = (cv2.dilate(big, _disk(2)) > 0) & (big == 0)
+                    sub = np.ascontiguousarray(dE[y0:y1, x0:x1])
+                    gx = cv2.Sobel(sub, cv2.CV_32F, 1, 0, ksize=3)
+                    gy = cv2.Sobel(sub, cv2.CV_32F, 0, 1, ksize=3)
+                    edge = np.sqrt(gx * gx + gy * gy)[ring] / 8.0
+                    real = edge.size > 0 and (np.median(sub[ring]) > 2.5 * t_lo or np.median(edge) > p.hole_edge)
+        fill[i] = not real
+    filled = fill[lab]
+    if not filled.any():
+        return fg
+    bridges = (closed > 0) & (fg == 0) & (cv2.dilate(filled.astype(np.uint8), _disk(rc + 1)) > 0)
+    return (fg.astype(bool) | filled | bridges).astype(np.uint8)
+
+
+def _snap(small: np.ndarray, mask: np.ndarray, p: SegmentParams) -> np.ndarray:
+    """Move the mask boundary to where the colour says it is, within `snap_px`.
+
+    In a band around the boundary, alpha is solved from the compositing equation with
+    local foreground and background colours (means of nearby pixels well inside / well
+    outside); where those colours differ clearly, the pixel joins the side alpha > 0.5
+    says. This peels off reflections and floor left attached by GrabCut and adds missed
+    rims; white-on-white edges (colours too close) are left to GrabCut."""
+    r = p.snap_px
+    if r <= 0 or not mask.any():
+        return mask
+    img = small.astype(np.float32) * (1.0 / 255.0)
+    inner = cv2.erode(mask, _disk(r), borderType=cv2.BORDER_CONSTANT, borderValue=1)
+    outer = cv2.dilate(mask, _disk(r))
+    band = (outer > 0) & (inner == 0)
+    a, conf = _colour_alpha(img, inner.astype(np.float32), 1.0 - outer.astype(np.float32), 2 * r, p.confidence_low, p.confidence_high)
+    sure = band & (conf >= 1.0)
+    out = mask.copy()
+    out[sure] = (a[sure] > 0.5).astype(np.uint8)
+    return out
+
+
+def _hulls(mask: np.ndarray, min_area: int, group_r: int) -> np.ndarray:
+    """Filled convex hulls of groups of `mask` pieces: pieces larger than `min_area` that
+    lie within 2 * `group_r` of each other form one group (the separate edges of one
+    product's outline)."""
+    h, w = mask.shape
+    out = np.zeros((h, w), np.uint8)
+    n, lab, st, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return out
+    keep = st[:, cv2.CC_STAT_AREA] >= min_area
+    keep[0] = False
+    m = keep[lab].astype(np.uint8)
+    if not m.any():
+        return out
+    near = cv2.distanceTransform(1 - m, cv2.DIST_L2, 3) <= group_r
+    _, glab = cv2.connectedComponents(near.astype(np.uint8), connectivity=8)
+    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    groups: dict[int, list[np.ndarray]] = {}
+    for c in contours:
+        x, y = c[0, 0]
+        groups.setdefault(int(glab[y, x]), []).append(c.reshape(-1, 2))
+    hulls = [cv2.convexHull(np.concatenate(g).astype(np.int32)) for g in groups.values()]
+    cv2.fillPoly(out, hulls, 1)
     return out
 
 
@@ -309,11 +419,20 @@ def _coarse_mask(small: np.ndarray, p: SegmentParams, stats: dict) -> tuple[np.n
     # Shadow-like regions: darker, same chroma, smooth, fading into the background.
     gx = cv2.Sobel(lab[..., 0], cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(lab[..., 0], cv2.CV_32F, 0, 1, ksize=3)
-    grad = cv2.dilate(np.sqrt(gx * gx + gy * gy) / 8.0, _disk(1))
-    shadow_like = (
-        (cand > 0) & (np.abs(dL) < p.shadow_depth) & (dC < max(p.shadow_chroma, 2 * sigma)) & (grad < p.shadow_gradient)
-    )
-    shadow = _shadows(shadow_like, cand == 0, p.shadow_erode)
+    grad0 = np.sqrt(gx * gx + gy * gy) / 8.0
+    # roughness: what a small blur removes; ~0 on shadows however steep, high on edges and texture
+    rough = cv2.dilate(np.abs(lab[..., 0] - cv2.GaussianBlur(lab[..., 0], (0, 0), 1.5)), _disk(1))
+    chroma_t = max(p.shadow_chroma, 2 * sigma)
+    # shadows are soft at any image size, so their slope per pixel grows as the image shrinks
+    g_t = p.shadow_gradient * 512.0 / max(h, w)
+    smooth = (rough < p.shadow_roughness) & (cv2.dilate(grad0, _disk(1)) < g_t)
+    shadow_like = (cand > 0) & (np.abs(dL) < p.shadow_depth) & (dC < chroma_t) & smooth
+    # Product evidence no shadow has: an edge or texture, another hue, or a deep tone.
+    # Inside the convex hull of grouped evidence nothing is called shadow, so a white
+    # product whose outline is faint somewhere cannot be flooded as shadow.
+    evidence = (cand > 0) & ((rough > p.edge_roughness) | (dC >= chroma_t) | (np.abs(dL) >= p.shadow_depth))
+    hulls = _hulls(evidence, max(6, int(5e-5 * h * w)), max(2, int(round(p.hull_group * max(h, w)))))
+    shadow = _shadows(shadow_like, cand == 0, p.shadow_erode) & (hulls == 0)
     stats["shadow_fraction"] = round(float(shadow.mean()), 4)
 
     fgc = (cand > 0) & ~shadow
@@ -329,6 +448,7 @@ def _coarse_mask(small: np.ndarray, p: SegmentParams, stats: dict) -> tuple[np.n
     m[(~near) & (cand == 0)] = cv2.GC_BGD
 
     mask = _grabcut(small, m, p, stats)
+    mask = _snap(small, mask, p)
     mask = _clean(mask, dE, t_lo, t_hi, p)
     return mask, dE
 
@@ -351,6 +471,7 @@ def _grabcut(small: np.ndarray, m: np.ndarray, p: SegmentParams, stats: dict) ->
     if nb < 64 or nf < 64:
         stats["grabcut"] = "skipped"
         return fgm
+    stats["grabcut"] = f"{x1 - x0}x{y1 - y0}"
     img = np.ascontiguousarray(small[y0:y1, x0:x1, ::-1])
     bgd = np.zeros((1, 65), np.float64)
     fgd = np.zeros((1, 65), np.float64)
@@ -391,63 +512,89 @@ def _box(x: np.ndarray, r: int) -> np.ndarray:
     return cv2.boxFilter(x, -1, (2 * r + 1, 2 * r + 1), normalize=True, borderType=cv2.BORDER_REFLECT)
 
 
-def _guided_gray(guide: np.ndarray, src: np.ndarray, r: int, eps: float) -> np.ndarray:
-    mI = _box(guide, r)
-    mP = _box(src, r)
-    cov = _box(guide * src, r) - mI * mP
-    var = _box(guide * guide, r) - mI * mI
-    a = cov / (var + eps)
-    b = mP - a * mI
-    return _box(a, r) * guide + _box(b, r)
-
-
 def _local_mean(img: np.ndarray, w: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
     ws = _box(w, r)
     m = _box(img * w[..., None], r) / np.maximum(ws, 1e-6)[..., None]
     return m, ws
 
 
-def _refine_alpha(img: np.ndarray, hard: np.ndarray, band_r: int, p: SegmentParams) -> np.ndarray:
-    """Soft alpha at full resolution: `hard` outside a band of half-width `band_r` around
-    its edge, and a matte inside it."""
+def _colour_alpha(img: np.ndarray, w_fg: np.ndarray, w_bg: np.ndarray, r: int, lo: float = 0.06, hi: float = 0.18):
+    """Alpha from I = a F + (1 - a) B with F, B the local means of the pixels weighted
+    by `w_fg` / `w_bg` (radius r, and 4 r where there are none nearby). Returns (alpha,
+    confidence in [0, 1] from the distance between F and B)."""
+    F, wf = _local_mean(img, w_fg, r)
+    B, wb = _local_mean(img, w_bg, r)
+    F2, _ = _local_mean(img, w_fg, 4 * r)
+    B2, _ = _local_mean(img, w_bg, 4 * r)
+    F = np.where((wf < 0.02)[..., None], F2, F)
+    B = np.where((wb < 0.02)[..., None], B2, B)
+    d = F - B
+    dd = np.sum(d * d, axis=2)
+    a = np.clip(np.sum((img - B) * d, axis=2) / np.maximum(dd, 1e-6), 0.0, 1.0)
+    conf = np.clip((np.sqrt(dd) - lo) / max(hi - lo, 1e-6), 0.0, 1.0)
+    return a, conf
+
+
+def _refine_alpha(img: np.ndarray, hard: np.ndarray, small: np.ndarray, coarse: np.ndarray, band_r: int, p: SegmentParams) -> np.ndarray:
+    """Soft alpha at full resolution: `hard` (the upscaled coarse mask) outside a band of
+    half-width `band_r` around its edge, a matte inside it.
+
+    In the band, alpha comes from the compositing equation with local foreground and
+    background colours; where those are too close to trust (white on white) from a
+    guided filter of the mask, guided by the image. The smooth quantities (local colour
+    means, guided-filter coefficients) are computed at work resolution and upsampled
+    ("fast guided filter" style); only the band pixels are solved at full resolution.
+    """
     H, W = hard.shape
+    hs, ws = coarse.shape
     inner = cv2.erode(hard, _disk(band_r), borderType=cv2.BORDER_REPLICATE)
     outer = cv2.dilate(hard, _disk(band_r), borderType=cv2.BORDER_REPLICATE)
     band = outer > inner
     alpha = hard.astype(np.float32)
     if not band.any():
         return alpha
-    ys, xs = np.nonzero(band)
-    R = max(p.matting_radius, band_r) * 4 + 2
-    y0, y1 = max(0, ys.min() - R), min(H, ys.max() + R + 1)
-    x0, x1 = max(0, xs.min() - R), min(W, xs.max() + R + 1)
-    I = img[y0:y1, x0:x1]
-    fin = inner[y0:y1, x0:x1].astype(np.float32)
-    bout = 1.0 - outer[y0:y1, x0:x1].astype(np.float32)
-    bd = band[y0:y1, x0:x1]
-
-    r1 = max(p.matting_radius, band_r + 2)
-    F, wf = _local_mean(I, fin, r1)
-    B, wb = _local_mean(I, bout, r1)
-    F2, _ = _local_mean(I, fin, 4 * r1)
-    B2, _ = _local_mean(I, bout, 4 * r1)
+    sc = ws / W
+    small_f = small.astype(np.float32) * (1.0 / 255.0)
+    if (hs, ws) != (H, W):
+        fin = cv2.resize(inner.astype(np.float32), (ws, hs), interpolation=cv2.INTER_AREA)
+        bout = cv2.resize(1.0 - outer.astype(np.float32), (ws, hs), interpolation=cv2.INTER_AREA)
+    else:
+        fin, bout = inner.astype(np.float32), 1.0 - outer.astype(np.float32)
+    r1 = max(1, int(round(max(p.matting_radius, band_r + 2) * sc)))
+    F, wf = _local_mean(small_f, fin, r1)
+    B, wb = _local_mean(small_f, bout, r1)
+    F2, _ = _local_mean(small_f, fin, 4 * r1)
+    B2, _ = _local_mean(small_f, bout, 4 * r1)
     F = np.where((wf < 0.02)[..., None], F2, F)
     B = np.where((wb < 0.02)[..., None], B2, B)
-    d = F - B
-    dd = np.sum(d * d, axis=2)
-    a_col = np.sum((I - B) * d, axis=2) / np.maximum(dd, 1e-6)
-    a_col = np.clip(a_col, 0.0, 1.0)
 
-    gray = cv2.cvtColor(I, cv2.COLOR_RGB2GRAY)
-    src = hard[y0:y1, x0:x1].astype(np.float32)
-    a_gf = np.clip(_guided_gray(gray, src, max(1, band_r), p.guided_eps), 0.0, 1.0)
+    # guided filter of the coarse mask (gray guide), coefficients at work resolution
+    g_s = cv2.cvtColor(small_f, cv2.COLOR_RGB2GRAY)
+    src = coarse.astype(np.float32)
+    rg = max(1, int(round(band_r * sc)))
+    mI, mP = _box(g_s, rg), _box(src, rg)
+    cov = _box(g_s * src, rg) - mI * mP
+    var = _box(g_s * g_s, rg) - mI * mI
+    ga = cov / (var + p.guided_eps)
+    gb = mP - ga * mI
+    ga, gb = _box(ga, rg), _box(gb, rg)
 
+    if (hs, ws) != (H, W):
+        up = lambda x: cv2.resize(x, (W, H), interpolation=cv2.INTER_LINEAR)  # noqa: E731
+        F, B, ga, gb = up(F), up(B), up(ga), up(gb)
+    ys, xs = np.nonzero(band)
+    I = img[ys, xs]
+    Fb, Bb = F[ys, xs], B[ys, xs]
+    d = Fb - Bb
+    dd = np.einsum("ij,ij->i", d, d)
+    a_col = np.clip(np.einsum("ij,ij->i", I - Bb, d) / np.maximum(dd, 1e-6), 0.0, 1.0)
     conf = np.clip((np.sqrt(dd) - p.confidence_low) / max(p.confidence_high - p.confidence_low, 1e-6), 0.0, 1.0)
+    gray = I @ np.array([0.299, 0.587, 0.114], np.float32)
+    a_gf = np.clip(ga[ys, xs] * gray + gb[ys, xs], 0.0, 1.0)
     a = conf * a_col + (1.0 - conf) * a_gf
     a[a < 0.02] = 0.0
     a[a > 0.98] = 1.0
-    sub = alpha[y0:y1, x0:x1]
-    sub[bd] = a[bd]
+    alpha[ys, xs] = a
     return alpha
 
 
@@ -466,11 +613,43 @@ def _split_input(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     return np.asarray(image.convert("RGB")), None
 
 
+def _fill_transparent(img: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """RGBA input often stores no colour under fully transparent pixels (all black, all
+    white). Foreground estimation reads the old background there, so such a flat
+    placeholder is replaced by the colours of the nearby partly transparent pixels
+    (mostly old background), spread outwards. Real colours are left alone."""
+    clear = alpha <= 0.0
+    if not clear.any():
+        return img
+    vals = img[clear]
+    if float(np.ptp(vals, axis=0).max()) > 2.0 / 255.0:
+        return img  # the transparent area holds a real picture
+    w = ((alpha > 0.0) & (alpha < 1.0)).astype(np.float32) * (1.0 - alpha)
+    if not w.any():
+        return img
+    out = img.copy()
+    fill = np.zeros_like(img)
+    todo = clear.copy()
+    for r in (4, 16, 64, 256):
+        m, ws = _local_mean(img, w, r)
+        ok = todo & (ws > 1e-4)
+        fill[ok] = m[ok]
+        todo &= ~ok
+        if not todo.any():
+            break
+    if todo.any():
+        fill[todo] = (img * w[..., None]).sum(axis=(0, 1)) / w.sum()
+    out[clear] = fill[clear]
+    return out
+
+
 def cutout_classical(image: Image.Image, params: SegmentParams | None = None) -> Cutout:
     """Cut the product out of a product photo (see the module docstring).
 
-    RGB input is segmented. RGBA input whose alpha is informative (not all 255, and not
-    all 0) keeps that alpha as the mask; foreground colours are still re-estimated.
+    RGB input is segmented. RGBA (LA, PA, or P with transparency) input whose alpha is
+    informative (not all 255, and not all 0) keeps that alpha as the mask; foreground
+    colours are still re-estimated from the RGB, so edges cut by a naive tool lose their
+    fringe. An uninformative alpha is ignored and the RGB is segmented.
     """
     p = params or SegmentParams()
     t_start = time.perf_counter()
@@ -484,6 +663,7 @@ def cutout_classical(image: Image.Image, params: SegmentParams | None = None) ->
     if alpha_in is not None:
         alpha = alpha_in
         stats["source"] = "input_alpha"
+        img = _fill_transparent(img, alpha)
     else:
         stats["source"] = "segmented"
         s = min(1.0, p.work_size / max(H, W))
@@ -495,6 +675,7 @@ def cutout_classical(image: Image.Image, params: SegmentParams | None = None) ->
             ref = np.median(np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]]), axis=0)
             coarse = (np.abs(g - ref).max(axis=2) > 12).astype(np.uint8)
         else:
+            stats["work_size"] = [ws, hs]
             coarse, _ = _coarse_mask(small, p, stats)
         timings["coarse_ms"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
@@ -504,7 +685,7 @@ def cutout_classical(image: Image.Image, params: SegmentParams | None = None) ->
         else:
             hard = coarse
         band_r = int(np.ceil(1.0 / s)) + p.band_px
-        alpha = _refine_alpha(img, hard, band_r, p) if min(H, W) >= 8 else hard.astype(np.float32)
+        alpha = _refine_alpha(img, hard, small, coarse, band_r, p) if min(H, W) >= 8 else hard.astype(np.float32)
         timings["matting_ms"] = (time.perf_counter() - t) * 1000
 
     t = time.perf_counter()
