@@ -7,12 +7,10 @@ per step, and a small run is not dominated by starting a Python process per step
 
 import dagster as dg
 
-from adgen_dagster.partitions import products_partitions
 
 adgen_pipeline = dg.define_asset_job(
     name="adgen_pipeline",
     selection=dg.AssetSelection.groups("adgen"),
-    partitions_def=products_partitions,
     executor_def=dg.in_process_executor,
     description="Product photo to finished ads: cut-out, background, composite, retouch, analysis, creatives.",
 )

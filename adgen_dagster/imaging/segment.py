@@ -112,8 +112,8 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
 
     Two passes of F = F_blur + a (I - a F_blur - (1 - a) B_blur), where F_blur and
     B_blur are alpha-weighted local means of the current foreground / background
-    estimates: a large radius (about 9 % of the long side) for a rough estimate, then a
-    small one (6 px) for detail. The large pass is computed at reduced resolution (it is
+    estimates: a 90 px box for a rough estimate, then a 6 px box for detail (the
+    paper's sizes). The large pass is computed at reduced resolution (it is
     a wide blur anyway) and the update only on the pixels with fractional alpha.
     Independent of how alpha was obtained, so neural segmenters reuse it.
     """
@@ -135,7 +135,7 @@ def estimate_foreground(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     else:
         a_s, i_s = a, img
         ia_s = img * a[..., None]
-    r = max(3, int(round(0.09 * max(hs, ws))))
+    r = max(3, int(round(90 * s)))  # the paper's 90 px box, at this resolution
     ba = cv2.blur(a_s, (r, r))[..., None]
     bF = cv2.blur(ia_s, (r, r)) / (ba + eps)
     bB = cv2.blur(i_s - ia_s, (r, r)) / ((1.0 - ba) + eps)
