@@ -29,6 +29,7 @@ class StoreSettings(BaseModel):
 
     kind: Literal["local"] = Field("local", description="Object store backend.")
     root: str = Field(".adgen", description="Local store directory (relative to the working directory).")
+    cache: bool = Field(True, description="Reuse cached stage results (ADGEN_STORE__CACHE=false to always recompute).")
 
 
 class AdgenSettings(BaseSettings):

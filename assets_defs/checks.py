@@ -23,8 +23,12 @@ MIN_COVERAGE, MAX_COVERAGE = 0.005, 0.99
 MIN_CONTRAST = 4.5
 
 
-def mask_coverage_result(mask: Image.Image, pid: str) -> dg.AssetCheckResult:
-    coverage = float(np.asarray(mask.convert("L"), dtype=np.float32).mean() / 255.0)
+def mask_coverage(mask: Image.Image) -> float:
+    """Mean alpha: the fraction of the image the product covers (soft edges count partly)."""
+    return float(np.asarray(mask.convert("L"), dtype=np.float32).mean() / 255.0)
+
+
+def mask_coverage_result(coverage: float, pid: str) -> dg.AssetCheckResult:
     ok = MIN_COVERAGE <= coverage <= MAX_COVERAGE
     return dg.AssetCheckResult(
         check_name=MASK_COVERAGE,

@@ -1,43 +1,29 @@
-"""What every asset does around its core call: loop products, time, fail readably.
+"""What every asset does around its stage: loop products, cache, fail readably, report.
 
 Assets are written for a run that holds one or many partitions (batched backfills):
-`for_each_product` calls the stage for each product id in the run, collects the
-metadata, and turns any exception into one `dagster.Failure` whose description names
-the product and what was wrong (the upload's file name comes from the stage's own
-message), instead of a traceback as the only clue.
+`materialize_stage` runs the stage (through `resources.stages.run_stage`, which owns the
+cache and the product files) for each product id in the run and turns any exception
+into one `dagster.Failure` whose description names the stage, the product and what was
+wrong, instead of a traceback as the only clue.
 """
 
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import dagster as dg
+from pydantic import BaseModel
 
 from adgen_dagster.imaging.decode import BadImageError
 from adgen_dagster.imaging.details import DetailsError
 from resources.object_store import ObjectNotFound, StoreError
+from resources.products import product_key
+from resources.stages import Compute, Files, StageResult, run_stage
+from resources.store_resource import StoreResource
 
 # Errors whose message is already the whole story for the user.
 USER_ERRORS = (BadImageError, DetailsError, ObjectNotFound, StoreError, ValueError)
-
-
-class Timer:
-    def __init__(self) -> None:
-        self.ms: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, label: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.ms[label] = round((time.perf_counter() - t0) * 1000, 1)
-
-
-def partition_keys(context: dg.AssetExecutionContext) -> list[str]:
-    return list(context.partition_keys) if context.has_partition_key_range or context.has_partition_key else []
 
 
 @contextmanager
@@ -61,18 +47,62 @@ def failures_named(stage: str, pid: str | None = None) -> Iterator[None]:
         ) from exc
 
 
-def for_each_product(context: dg.AssetExecutionContext, stage: str, fn: Callable[[str], dict]) -> dict[str, dict]:
-    """Run `fn(pid)` for every product of this run; returns {pid: metadata}."""
-    results: dict[str, dict] = {}
+def partition_keys(context: dg.AssetExecutionContext) -> list[str]:
+    return list(context.partition_keys) if context.has_partition_key_range or context.has_partition_key else []
+
+
+def materialize_stage(
+    context: dg.AssetExecutionContext,
+    store: StoreResource,
+    stage: str,
+    version: str,
+    params: BaseModel,
+    compute: Callable[[str], Compute],
+    inputs: Callable[[str], Files],
+    backend: str = "",
+) -> dict[str, StageResult]:
+    """Run one stage for every product of this run; returns {pid: result}.
+
+    `inputs(pid)` gives the stage's input files, `compute(pid)` its compute function.
+    """
+    s, cache = store.get_store(), store.get_cache()
+    results: dict[str, StageResult] = {}
     for pid in partition_keys(context):
         with failures_named(stage, pid):
-            results[pid] = fn(pid)
+            results[pid] = r = run_stage(s, cache, pid, stage, version, params, inputs(pid), compute(pid), backend=backend)
+            context.log.info(f"{stage} {pid}: cache {r.cache} ({r.key[:12]}), {r.timings_ms}")
     return results
 
 
-def run_metadata(results: dict[str, dict]) -> dict:
+def _value(key: str, value: Any):
+    if key.endswith("preview") and isinstance(value, str):
+        return dg.MetadataValue.md(value)
+    if isinstance(value, (dict, list)):
+        return dg.MetadataValue.json(value)
+    return value
+
+
+def stage_metadata(
+    store: StoreResource, pid: str, r: StageResult, output: str, version: str, backend: str = "",
+    only: tuple[str, ...] | None = None,
+) -> dict:
+    """What the UI shows for one product: output location, cache status, timings, previews."""
+    md = {k: _value(k, v) for k, v in r.metadata.items() if only is None or k in only}
+    md.update({
+        "output": store.get_store().uri(product_key(pid, output)),
+        "cache": r.cache,
+        "cache_key": r.key,
+        "stage_version": version,
+        "timings_ms": r.timings_ms,
+    })
+    if backend:
+        md["backend"] = backend
+    return md
+
+
+def run_metadata(per_product: dict[str, dict]) -> dict:
     """One product: its metadata. Several: the first product's plus a count and the list."""
-    if len(results) == 1:
-        return next(iter(results.values()))
-    first = next(iter(results.values()), {})
-    return {**first, "products": len(results), "product_ids": ", ".join(results)}
+    if len(per_product) == 1:
+        return next(iter(per_product.values()))
+    first = next(iter(per_product.values()), {})
+    return {**first, "products": len(per_product), "product_ids": ", ".join(per_product)}

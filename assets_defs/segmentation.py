@@ -1,18 +1,15 @@
 """`nobg_image` + `mask`: one segmentation step, two assets."""
 
-
 import dagster as dg
 
-from adgen_dagster.backends import get_segmenter
 from adgen_dagster.imaging import segment
 from adgen_dagster.imaging.segment import SegmentParams
 from adgen_dagster.partitions import products_partitions
 from adgen_dagster.settings import get_settings
 from assets_defs.checks import MASK_COVERAGE, mask_coverage_result, worst
-from assets_defs.common import Timer, failures_named, for_each_product, run_metadata
+from assets_defs.common import failures_named, materialize_stage, run_metadata, stage_metadata
 from assets_defs.config import stage_config, to_params
-from resources.io import preview_markdown
-from resources.products import load_image, save_image
+from resources import stages
 from resources.store_resource import StoreResource
 
 SegmentConfig = stage_config(
@@ -32,45 +29,31 @@ SegmentConfig = stage_config(
     partitions_def=products_partitions,
     group_name="adgen",
     name="segmentation",
+    code_version=segment.VERSION,
     can_subset=False,
 )
 def segmentation(context: dg.AssetExecutionContext, config: SegmentConfig, store: StoreResource):
-    s = store.get_store()
     with failures_named("segmentation"):
         params = to_params(config, SegmentParams)
-        segmenter = get_segmenter(config.backend)
-    checks: list[dg.AssetCheckResult] = []
-
-    def one(pid: str) -> dict:
-        t = Timer()
-        with t("read"):
-            img = load_image(s, pid, "product_image.png")
-        with t("segment"):
-            cut = segmenter(img, params)
-        with t("write"):
-            nobg = save_image(s, pid, "nobg_image.png", cut.rgba)
-            mask = save_image(s, pid, "mask.png", cut.mask)
-        checks.append(mask_coverage_result(cut.mask, pid))
-        return {"nobg": nobg, "mask": mask, "cut": cut, "t": t}
-
-    results = for_each_product(context, "segmentation", one)
-    common = {"backend": config.backend, "stage_version": segment.VERSION}
-    yield dg.MaterializeResult(
-        asset_key="nobg_image",
-        metadata=run_metadata({
-            pid: {**common, "output": r["nobg"], "width": r["cut"].rgba.width, "height": r["cut"].rgba.height,
-                  "timings_ms": r["t"].ms, "preview": dg.MetadataValue.md(preview_markdown(r["cut"].rgba))}
-            for pid, r in results.items()
-        }),
+        compute = stages.segmentation(params, config.backend)
+    s = store.get_store()
+    results = materialize_stage(
+        context, store, "segmentation", segment.VERSION, params,
+        compute=lambda pid: compute,
+        inputs=lambda pid: stages.read_inputs(s, pid, stages.STAGE_INPUTS["segmentation"]),
+        backend=config.backend,
     )
+    v = segment.VERSION
+    yield dg.MaterializeResult(asset_key="nobg_image", metadata=run_metadata({
+        pid: stage_metadata(store, pid, r, "nobg_image.png", v, config.backend, only=("width", "height", "preview"))
+        for pid, r in results.items()
+    }))
     yield dg.MaterializeResult(
         asset_key="mask",
         metadata=run_metadata({
-            pid: {**common, "output": r["mask"], "coverage": round(float(r["cut"].stats.get("coverage", 0.0)), 4),
-                  "timings_ms": r["t"].ms,
-                  "preview": dg.MetadataValue.md(preview_markdown(r["cut"].mask))}
+            pid: {**stage_metadata(store, pid, r, "mask.png", v, config.backend, only=("coverage",)),
+                  "preview": dg.MetadataValue.md(r.metadata["mask_preview"])}
             for pid, r in results.items()
         }),
-        check_results=[worst(checks)],
+        check_results=[worst([mask_coverage_result(r.metadata["coverage"], pid) for pid, r in results.items()])],
     )
-

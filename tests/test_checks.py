@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from adgen_dagster.imaging.analysis_model import Analysis
-from assets_defs.checks import ad_contrast_result, analysis_schema_result, mask_coverage_result, worst
+from assets_defs.checks import ad_contrast_result, analysis_schema_result, mask_coverage, mask_coverage_result, worst
 
 
 def mask_with(fraction: float) -> Image.Image:
@@ -16,9 +16,9 @@ def mask_with(fraction: float) -> Image.Image:
 
 
 def test_mask_coverage():
-    assert mask_coverage_result(mask_with(0.3), "p").passed
-    empty = mask_coverage_result(mask_with(0.0), "p")
-    full = mask_coverage_result(mask_with(1.0), "p")
+    assert mask_coverage_result(mask_coverage(mask_with(0.3)), "p").passed
+    empty = mask_coverage_result(mask_coverage(mask_with(0.0)), "p")
+    full = mask_coverage_result(mask_coverage(mask_with(1.0)), "p")
     assert not empty.passed and "0.00%" in empty.description
     assert not full.passed and "100.00%" in full.description
 

@@ -1,0 +1,96 @@
+"""The content-addressed result cache: repeated work is free.
+
+A stage's result is identified by sha256 over (stage, stage version, backend, model id,
+parameters, input digests). An entry is a manifest `cache/<stage>/<key>.json` naming each
+output's sha256, and the outputs themselves as blobs `cache/<stage>/blobs/<sha256>`.
+Both are written once (`put_if_absent`): blobs first, the manifest last, so the manifest
+is the commit marker and a run killed half-way never leaves a hit on partial data. Since
+blobs are addressed by their own content, two writers racing on one key can never
+overwrite each other's bytes, even if a backend is not bit-for-bit deterministic: the
+first manifest wins and points at blobs that exist. A blob that fails its digest check
+(damaged storage) makes the entry a miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from resources.object_store import ObjectStore
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def cache_key(
+    stage: str,
+    version: str,
+    backend: str,
+    model_id: str,
+    params: Mapping[str, Any],
+    input_digests: Mapping[str, str],
+) -> str:
+    doc = {
+        "stage": stage,
+        "version": version,
+        "backend": backend,
+        "model_id": model_id,
+        "params": dict(sorted(params.items())),
+        "inputs": dict(sorted(input_digests.items())),
+    }
+    return sha256_hex(json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8"))
+
+
+@dataclass
+class CacheEntry:
+    key: str
+    outputs: dict[str, bytes]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class ResultCache:
+    def __init__(self, store: ObjectStore, prefix: str = "cache", enabled: bool = True):
+        self.store = store
+        self.prefix = prefix.rstrip("/")
+        self.enabled = enabled
+
+    def _manifest(self, stage: str, key: str) -> str:
+        return f"{self.prefix}/{stage}/{key}.json"
+
+    def _blob(self, stage: str, digest: str) -> str:
+        return f"{self.prefix}/{stage}/blobs/{digest}"
+
+    def get(self, stage: str, key: str) -> CacheEntry | None:
+        """The complete, intact entry for `key`, or None (missing, partial or damaged)."""
+        if not self.enabled:
+            return None
+        raw = self.store.get_or_none(self._manifest(stage, key))
+        if raw is None:
+            return None
+        try:
+            manifest = json.loads(raw)
+            outputs = {}
+            for name, digest in manifest["outputs"].items():
+                data = self.store.get_or_none(self._blob(stage, digest))
+                if data is None or sha256_hex(data) != digest:
+                    return None
+                outputs[name] = data
+        except (ValueError, KeyError, TypeError):
+            return None
+        return CacheEntry(key, outputs, manifest.get("metadata", {}))
+
+    def put(self, stage: str, key: str, outputs: Mapping[str, bytes], metadata: Mapping[str, Any] | None = None) -> bool:
+        """Write the entry once; False when another writer already committed this key."""
+        if not self.enabled:
+            return False
+        digests = {}
+        for name, data in outputs.items():
+            digests[name] = sha256_hex(data)
+            self.store.put_if_absent(self._blob(stage, digests[name]), data)
+        manifest = {"stage": stage, "key": key, "outputs": digests, "metadata": dict(metadata or {})}
+        return self.store.put_if_absent(
+            self._manifest(stage, key), json.dumps(manifest, sort_keys=True, default=str).encode("utf-8")
+        )

@@ -1,0 +1,225 @@
+"""Each stage as bytes in -> bytes out, with the cache around it.
+
+This is the one place that decides which product file a stage reads and writes and how
+it is encoded, so the Dagster assets, the command line and the benchmarks produce
+byte-identical outputs. `run_stage` wraps a stage's `compute` with the content-addressed
+cache: inputs are read from `products/<pid>/`, their digests and the stage's settings
+form the key, a hit skips the work entirely (no decode, no model), and the outputs are
+written back under `products/<pid>/` either way.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+from pydantic import BaseModel
+
+from adgen_dagster.backends import get_analyzer, get_background, get_segmenter
+from adgen_dagster.imaging import ads, analyze, backdrop, composite, decode, retouch, segment
+from adgen_dagster.imaging.analysis_model import Analysis
+from adgen_dagster.imaging.decode import decode_upload
+from adgen_dagster.imaging.details import ProductDetails, parse_details
+from adgen_dagster.imaging.palette import product_colours
+from resources.cache import ResultCache, cache_key, sha256_hex
+from resources.io import decode_png, encode_json, encode_png, preview_markdown
+from resources.object_store import ObjectStore
+from resources.products import product_key
+
+Files = dict[str, bytes]
+Compute = Callable[[Files], tuple[Files, dict[str, Any]]]
+
+CONTENT_TYPES = {".png": "image/png", ".json": "application/json", ".html": "text/html; charset=utf-8"}
+
+
+@dataclass
+class StageResult:
+    stage: str
+    key: str
+    cache: str  # "hit", "miss" or "off"
+    outputs: Files
+    metadata: dict[str, Any]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 1)
+
+
+def run_stage(
+    store: ObjectStore,
+    cache: ResultCache,
+    pid: str,
+    stage: str,
+    version: str,
+    params: BaseModel,
+    inputs: Files,
+    compute: Compute,
+    backend: str = "",
+    model_id: str = "",
+) -> StageResult:
+    """Look up or compute one stage for one product and write its outputs."""
+    t = time.perf_counter()
+    key = cache_key(stage, version, backend, model_id, params.model_dump(mode="json"),
+                    {n: sha256_hex(b) for n, b in inputs.items()})
+    entry = cache.get(stage, key)
+    timings = {"cache_lookup": _ms(t)}
+    if entry is not None:
+        outputs, metadata, status = entry.outputs, entry.metadata, "hit"
+    else:
+        t = time.perf_counter()
+        outputs, metadata = compute(inputs)
+        timings["compute"] = _ms(t)
+        status = "miss" if cache.enabled else "off"
+        cache.put(stage, key, outputs, metadata)
+    t = time.perf_counter()
+    for name, data in outputs.items():
+        store.put(product_key(pid, name), data, CONTENT_TYPES.get(name[name.rfind("."):]))
+    timings["write"] = _ms(t)
+    return StageResult(stage, key, status, outputs, metadata, timings)
+
+
+def read_inputs(store: ObjectStore, pid: str, names: tuple[str, ...]) -> Files:
+    return {n: store.get(product_key(pid, n)) for n in names}
+
+
+# --- the stages: pure functions of their input files and settings -------------------------
+
+
+def product_image(params: decode.DecodeParams, file_name: str) -> Compute:
+    """inputs: upload, sidecar (b"" when absent). `file_name` only names the file in errors."""
+
+    def compute(files: Files) -> tuple[Files, dict]:
+        img = decode_upload(files["upload"], file_name, params)
+        sidecar = files.get("sidecar") or None
+        details = parse_details(sidecar, source=file_name + ".json")
+        return (
+            {"product_image.png": encode_png(img), "details.json": encode_json(details.model_dump(mode="json"))},
+            {"width": img.width, "height": img.height, "mode": img.mode, "upload_bytes": len(files["upload"]),
+             "sidecar": "yes" if sidecar else "no (defaults)", "headline": details.display_headline,
+             "preview": preview_markdown(img)},
+        )
+
+    return compute
+
+
+def segmentation(params: segment.SegmentParams, backend: str) -> Compute:
+    segmenter = get_segmenter(backend)
+
+    def compute(files: Files) -> tuple[Files, dict]:
+        cut = segmenter(decode_png(files["product_image.png"]), params)
+        return (
+            {"nobg_image.png": encode_png(cut.rgba), "mask.png": encode_png(cut.mask)},
+            {"width": cut.rgba.width, "height": cut.rgba.height,
+             "coverage": round(float(np.asarray(cut.mask, dtype=np.float32).mean() / 255.0), 5),
+             "preview": preview_markdown(cut.rgba), "mask_preview": preview_markdown(cut.mask)},
+        )
+
+    return compute
+
+
+def background(params: backdrop.BackdropParams, backend: str) -> Compute:
+    """inputs also hold `product_id`: the default seed derives from it."""
+    render = get_background(backend)
+
+    def compute(files: Files) -> tuple[Files, dict]:
+        details = ProductDetails.model_validate_json(files["details.json"])
+        colours = product_colours(decode_png(files["product_image.png"]))
+        seed = details.seed_for(files["product_id"].decode("utf-8"))
+        img = render(details, colours, params, seed=seed)
+        return (
+            {"background.png": encode_png(img)},
+            {"width": img.width, "height": img.height, "seed": seed, "product_colours": ", ".join(colours),
+             "style": details.style or "(none)", "preview": preview_markdown(img)},
+        )
+
+    return compute
+
+
+def composite_stage(params: composite.CompositeParams) -> Compute:
+    def compute(files: Files) -> tuple[Files, dict]:
+        placed = composite.composite(decode_png(files["nobg_image.png"]), decode_png(files["background.png"]), params)
+        return (
+            {"composite.png": encode_png(placed.image), "composite_mask.png": encode_png(placed.mask)},
+            {"width": placed.image.width, "height": placed.image.height, "placement": params.placement,
+             "product_box": list(placed.box), "scale": round(placed.scale, 4), "preview": preview_markdown(placed.image)},
+        )
+
+    return compute
+
+
+def retouch_stage(params: retouch.RetouchParams) -> Compute:
+    def compute(files: Files) -> tuple[Files, dict]:
+        img = retouch.retouch(decode_png(files["composite.png"]), decode_png(files["composite_mask.png"]),
+                              decode_png(files["background.png"]), params)
+        return (
+            {"retouched.png": encode_png(img)},
+            {"width": img.width, "height": img.height, "brightness": params.brightness, "contrast": params.contrast,
+             "preview": preview_markdown(img)},
+        )
+
+    return compute
+
+
+def analysis(params: analyze.AnalysisParams, backend: str) -> Compute:
+    analyzer = get_analyzer(backend)
+
+    def compute(files: Files) -> tuple[Files, dict]:
+        result: Analysis = analyzer(decode_png(files["retouched.png"]), decode_png(files["composite_mask.png"]), params)
+        doc = result.model_dump(mode="json")
+        return (
+            {"analysis.json": encode_json(doc)},
+            {"tone": result.tone, "mood": ", ".join(result.mood), "text_zone": result.text_zone.position,
+             "text_colour": result.text_colour, "text_contrast": round(result.text_contrast, 2),
+             "main_colours": ", ".join(c.hex for c in result.main_colours), "analysis": doc},
+        )
+
+    return compute
+
+
+def ad_creatives(params: ads.AdParams) -> Compute:
+    def compute(files: Files) -> tuple[Files, dict]:
+        creatives = ads.render_ads(
+            decode_png(files["retouched.png"]),
+            Analysis.model_validate_json(files["analysis.json"]),
+            ProductDetails.model_validate_json(files["details.json"]),
+            params,
+        )
+        out: Files = {}
+        for c in creatives:
+            out[f"ads/{c.size_name}.png"] = encode_png(c.png)
+            out[f"ads/{c.size_name}.html"] = c.html.encode("utf-8")
+        square = next((c for c in creatives if c.png.width == c.png.height), creatives[0])
+        return out, {
+            "sizes": ", ".join(c.size_name for c in creatives),
+            "contrast": {c.size_name: round(c.contrast, 2) for c in creatives},
+            "preview": preview_markdown(square.png, 256),
+        }
+
+    return compute
+
+
+def product_inputs(store: ObjectStore, upload_key: str) -> Files:
+    """The product_image stage's inputs: the upload and its optional sidecar."""
+    return {"upload": store.get(upload_key), "sidecar": store.get_or_none(upload_key + ".json") or b""}
+
+
+STAGE_VERSIONS: Mapping[str, str] = {
+    "product_image": decode.VERSION,
+    "segmentation": segment.VERSION,
+    "background": backdrop.VERSION,
+    "composite": composite.VERSION,
+    "retouched": retouch.VERSION,
+    "analysis": analyze.VERSION,
+    "ad_creatives": ads.VERSION,
+}
+STAGE_INPUTS: Mapping[str, tuple[str, ...]] = {
+    "segmentation": ("product_image.png",),
+    "background": ("product_image.png", "details.json"),
+    "composite": ("nobg_image.png", "background.png"),
+    "retouched": ("composite.png", "composite_mask.png", "background.png"),
+    "analysis": ("retouched.png", "composite_mask.png"),
+    "ad_creatives": ("retouched.png", "analysis.json", "details.json"),
+}

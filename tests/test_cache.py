@@ -1,0 +1,77 @@
+"""The content-addressed cache: hits skip work, one setting change recomputes only downstream."""
+
+import dagster as dg
+
+from assets_defs import PIPELINE_ASSETS
+from resources.cache import ResultCache, cache_key, sha256_hex
+from resources.object_store import LocalObjectStore
+
+STAGE_OF = {"product_image": "product_image", "nobg_image": "segmentation", "mask": "segmentation",
+            "background": "background", "composite": "composite", "retouched": "retouched",
+            "analysis": "analysis", "ad_creatives": "ad_creatives"}
+
+
+def cache_status(result) -> dict[str, str]:
+    out = {}
+    for ev in result.get_asset_materialization_events():
+        md = ev.step_materialization_data.materialization.metadata
+        out[ev.asset_key.to_user_string()] = md["cache"].value
+    return out
+
+
+def materialize(pid, store_resource, instance, run_config=None):
+    result = dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources={"store": store_resource},
+                            instance=instance, run_config=run_config or {})
+    assert result.success
+    return result
+
+
+def test_second_run_hits_and_a_retouch_change_recomputes_only_downstream(store, store_resource, instance, add_product):
+    pid = add_product("kettle.jpg", details={"headline": "Tea time"})
+    first = cache_status(materialize(pid, store_resource, instance))
+    assert set(first.values()) == {"miss"}
+    outputs = {o.key: store.get(o.key) for o in store.list(f"products/{pid}/")}
+    second = cache_status(materialize(pid, store_resource, instance))
+    assert set(second.values()) == {"hit"}
+    assert {o.key: store.get(o.key) for o in store.list(f"products/{pid}/")} == outputs
+    third = cache_status(materialize(pid, store_resource, instance, {"ops": {"retouched": {"config": {"brightness": 1.2}}}}))
+    assert {k for k, v in third.items() if v == "miss"} == {"retouched", "analysis", "ad_creatives"}
+    assert store.get(f"products/{pid}/retouched.png") != outputs[f"products/{pid}/retouched.png"]
+    assert store.get(f"products/{pid}/composite.png") == outputs[f"products/{pid}/composite.png"]
+
+
+def test_identical_uploads_share_work_but_not_the_seeded_background(store, store_resource, instance, add_product):
+    a = add_product("a.jpg")
+    b = add_product("b.jpg")  # same bytes, another product
+    materialize(a, store_resource, instance)
+    status = cache_status(materialize(b, store_resource, instance))
+    assert status["product_image"] == status["nobg_image"] == "hit"
+    assert status["background"] == "miss"  # the default seed comes from the product id
+
+
+def test_cache_can_be_switched_off(store_resource, instance, add_product):
+    pid = add_product("lamp.jpg")
+    off = store_resource.model_copy(update={"cache": False})
+    materialize(pid, off, instance)
+    assert set(cache_status(materialize(pid, off, instance)).values()) == {"off"}
+
+
+def test_key_depends_on_every_part():
+    base = dict(stage="s", version="1", backend="classical", model_id="", params={"a": 1}, input_digests={"x": "d1"})
+    k = cache_key(**base)
+    for change in ({"stage": "t"}, {"version": "2"}, {"backend": "birefnet"}, {"model_id": "m"},
+                   {"params": {"a": 2}}, {"input_digests": {"x": "d2"}}):
+        assert cache_key(**{**base, **change}) != k
+    assert cache_key(**{**base, "params": {"a": 1}}) == k
+
+
+def test_entries_are_write_once_and_damage_is_a_miss(tmp_path):
+    store = LocalObjectStore(tmp_path)
+    cache = ResultCache(store)
+    assert cache.put("st", "k1", {"o.png": b"first"}, {"w": 1})
+    assert not cache.put("st", "k1", {"o.png": b"second"}, {"w": 2})  # first writer wins
+    entry = cache.get("st", "k1")
+    assert entry.outputs == {"o.png": b"first"} and entry.metadata == {"w": 1}
+    store.put(f"cache/st/blobs/{sha256_hex(b'first')}", b"bit rot")
+    assert cache.get("st", "k1") is None
+    assert cache.get("st", "missing") is None
