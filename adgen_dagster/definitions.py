@@ -4,10 +4,13 @@ import dagster as dg
 
 from adgen_dagster.jobs import adgen_pipeline
 from assets_defs import PIPELINE_ASSETS
-from resources.store_resource import StoreResource
+from adgen_dagster.settings import get_settings
+from resources.store_resource import StoreResource, s3_resource_from_env
+
+store = StoreResource(s3=s3_resource_from_env()) if get_settings().store.kind == "s3" else StoreResource()
 
 defs = dg.Definitions(
     assets=PIPELINE_ASSETS,
     jobs=[adgen_pipeline],
-    resources={"store": StoreResource()},
+    resources={"store": store},
 )

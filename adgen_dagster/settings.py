@@ -27,8 +27,13 @@ from adgen_dagster.imaging.segment import SegmentParams
 class StoreSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["local"] = Field("local", description="Object store backend.")
-    root: str = Field(".adgen", description="Local store directory (relative to the working directory).")
+    kind: Literal["local", "s3"] = Field("local", description="Object store backend: 'local' directory or 's3' (ADGEN_STORE__KIND).")
+    root: str = Field(".adgen", description="Local store directory, relative to the working directory (ADGEN_STORE__ROOT).")
+    bucket: str = Field("", description="S3 bucket (ADGEN_STORE__BUCKET).")
+    prefix: str = Field("", description="Key prefix inside the bucket, e.g. 'adgen/' (ADGEN_STORE__PREFIX).")
+    endpoint_url: str = Field("", description="S3-compatible endpoint for MinIO, R2, Ceph; empty = AWS (ADGEN_STORE__ENDPOINT_URL).")
+    region: str = Field("", description="S3 region; empty = the AWS default chain (ADGEN_STORE__REGION).")
+    max_attempts: int = Field(5, ge=1, le=20, description="Attempts per S3 call, botocore standard retry mode (ADGEN_STORE__MAX_ATTEMPTS).")
     cache: bool = Field(True, description="Reuse cached stage results (ADGEN_STORE__CACHE=false to always recompute).")
 
 

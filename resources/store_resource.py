@@ -1,29 +1,75 @@
-"""The Dagster resource that hands assets an `ObjectStore`."""
+"""The Dagster resource that hands assets an `ObjectStore` and the result cache.
+
+`kind` switches the backend (one setting, no asset changes). For S3 the client comes from
+the ecosystem's `dagster_aws.s3.S3Resource` (botocore's standard retry mode), nested here
+so the Launchpad shows it; credentials reach it through `dagster.EnvVar`, which the UI
+shows by variable name, never by value.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import os
+from typing import Literal, Optional
 
 import dagster as dg
-from pydantic import Field
+from dagster_aws.s3 import S3Resource
+from pydantic import Field, PrivateAttr
 
 from adgen_dagster.settings import get_settings
 from resources.cache import ResultCache
 from resources.object_store import LocalObjectStore, ObjectStore
 
 
-class StoreResource(dg.ConfigurableResource):
-    """Where inputs are read and outputs written. `kind` switches the backend."""
+def _default(name: str):
+    return Field(default_factory=lambda: getattr(get_settings().store, name),
+                 description=type(get_settings().store).model_fields[name].description)
 
-    kind: Literal["local"] = Field(default_factory=lambda: get_settings().store.kind)
-    root: str = Field(default_factory=lambda: get_settings().store.root, description="Local store directory.")
-    cache: bool = Field(
-        default_factory=lambda: get_settings().store.cache,
-        description="Reuse results whose stage, settings and inputs are unchanged (content-addressed cache).",
-    )
+
+def s3_resource_from_env() -> S3Resource:
+    """The S3 client settings from ADGEN_STORE__* and the standard AWS_* variables.
+
+    Keys are passed as `EnvVar`s only when set; otherwise boto3's own chain applies
+    (AWS_PROFILE, ~/.aws, instance or pod roles).
+    """
+    st = get_settings().store
+    creds = {}
+    for field_name, var in (("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
+                            ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+                            ("aws_session_token", "AWS_SESSION_TOKEN")):
+        if os.environ.get(var):
+            creds[field_name] = dg.EnvVar(var)
+    return S3Resource(endpoint_url=st.endpoint_url or None, region_name=st.region or None,
+                      max_attempts=st.max_attempts, **creds)
+
+
+class StoreResource(dg.ConfigurableResource):
+    """Where inputs are read and outputs written, and whether results are cached."""
+
+    kind: Literal["local", "s3"] = _default("kind")
+    root: str = _default("root")
+    bucket: str = _default("bucket")
+    prefix: str = _default("prefix")
+    cache: bool = _default("cache")
+    s3: Optional[S3Resource] = None
+
+    _store: Optional[ObjectStore] = PrivateAttr(default=None)
 
     def get_store(self) -> ObjectStore:
-        return LocalObjectStore(self.root)
+        """One store (and so one S3 client, which is costly to build) per resource instance."""
+        if self._store is None:
+            self._store = self._open()
+        return self._store
+
+    def _open(self) -> ObjectStore:
+        if self.kind == "local":
+            return LocalObjectStore(self.root)
+        from resources.s3_store import S3ObjectStore
+
+        s3 = self.s3
+        if s3 is None:  # outside Dagster (CLI, demo): plain values, boto3 reads AWS_* itself
+            st = get_settings().store
+            s3 = S3Resource(endpoint_url=st.endpoint_url or None, region_name=st.region or None, max_attempts=st.max_attempts)
+        return S3ObjectStore(s3.get_client(), self.bucket, self.prefix, s3.endpoint_url)
 
     def get_cache(self) -> ResultCache:
         return ResultCache(self.get_store(), enabled=self.cache)

@@ -1,0 +1,39 @@
+"""A real S3-protocol server on 127.0.0.1 for the tests (moto's server mode)."""
+
+from __future__ import annotations
+
+import boto3
+from dagster_aws.s3 import S3Resource
+from moto.server import ThreadedMotoServer
+
+CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
+
+
+class S3TestServer:
+    """Start, stop and restart on the same port; the objects survive a restart (moto keeps
+    them in this process), which is what a real server coming back looks like."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self._server: ThreadedMotoServer | None = None
+
+    def start(self) -> "S3TestServer":
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        self.port = self._server.get_host_and_port()[1]
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self):
+        return boto3.client("s3", endpoint_url=self.endpoint, **CREDS)
+
+    def resource(self, max_attempts: int = 2) -> S3Resource:
+        return S3Resource(endpoint_url=self.endpoint, max_attempts=max_attempts, **CREDS)
