@@ -5,6 +5,7 @@ import dagster as dg
 from assets_defs import PIPELINE_ASSETS
 from resources.cache import ResultCache, cache_key, sha256_hex
 from resources.object_store import LocalObjectStore
+from resources.store_resource import StoreResource
 
 STAGE_OF = {"product_image": "product_image", "nobg_image": "segmentation", "mask": "segmentation",
             "background": "background", "composite": "composite", "retouched": "retouched",
@@ -51,7 +52,7 @@ def test_identical_uploads_share_work_but_not_the_seeded_background(store, store
 
 def test_cache_can_be_switched_off(store_resource, instance, add_product):
     pid = add_product("lamp.jpg")
-    off = store_resource.model_copy(update={"cache": False})
+    off = StoreResource(root=store_resource.root, cache=False)
     materialize(pid, off, instance)
     assert set(cache_status(materialize(pid, off, instance)).values()) == {"off"}
 

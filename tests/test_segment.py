@@ -75,18 +75,21 @@ def test_floor_shadows_are_background(synthetic):
 
 
 def test_holes_that_show_background_stay_holes(synthetic):
+    import cv2
+
     for c, cut in synthetic:
         if not c.name.startswith(("ring", "mug", "bag")):
             continue
-        # background pixels enclosed by the object (not reachable from the border)
-        import cv2
-
+        # background enclosed by the object (a ring's middle, a handle loop), at least
+        # 12 px across; slivers narrower than that are as thin as printed letters and
+        # are filled on purpose
         outside = (c.alpha < 0.01).astype(np.uint8)
         n, lab = cv2.connectedComponents(outside, connectivity=4)
-        border = set(np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])))
-        hole = np.isin(lab, [i for i in range(1, n) if i not in border])
-        hole = cv2.erode(hole.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-        assert hole.sum() > 30, c.name
+        dist = cv2.distanceTransform(outside, cv2.DIST_L2, 3)
+        border = set(np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]])).tolist())
+        wide = [i for i in range(1, n) if i not in border and dist[lab == i].max() >= 6]
+        assert wide, c.name
+        hole = cv2.erode(np.isin(lab, wide).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
         assert float(_alpha(cut)[hole].max()) < 0.1, c.name
 
 
