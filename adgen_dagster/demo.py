@@ -75,13 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((rec.product_id, rec.file_name, f"{secs:.1f}s", status))
         print(f"  {rec.product_id:<28} {rec.file_name:<30} {secs:5.1f}s  {status}", flush=True)
 
-    root = Path(store.uri("products"))
+    root = store.uri("products")  # a folder path, or s3://bucket/prefix/products
     print()
     print(f"Outputs per product: {root}/<product>/")
     print("  product_image.png  nobg_image.png  mask.png  background.png  composite.png  retouched.png  analysis.json")
     print("  ads/1080x1080.png|html  ads/1080x1350.png|html  ads/1080x1920.png|html  ads/1200x628.png|html")
     if pids:
-        print(f"For example: {root / pids[0] / 'ads' / '1080x1080.png'}")
+        print(f"For example: {root}/{pids[0]}/ads/1080x1080.png")
     print("Browse the runs and assets: make ui  (then open http://127.0.0.1:3000)")
     return 1 if failed else 0
 
