@@ -1,4 +1,4 @@
-"""Rebuild docs/example.png from the outputs of `make demo` (run from the repo root)."""
+"""Rebuild docs/example.jpg from the outputs of `make demo` (run from the repo root)."""
 
 import sys
 from pathlib import Path
@@ -9,6 +9,7 @@ ROOT = Path(".adgen/products")
 PRODUCTS = sys.argv[1:] or ["gu10-led-bulb", "starter-duffel-bag", "vitamin-e-capsules"]
 COLUMNS = ["product_image.png", "nobg_image.png", "retouched.png", "ads/1080x1080.png", "ads/1080x1350.png", "ads/1200x628.png"]
 H = 300
+OUT = Path(__file__).resolve().parent / "example.jpg"
 
 
 def checker(size, step=16):
@@ -40,5 +41,5 @@ for i, tiles in enumerate(rows):
     for t in tiles:
         sheet.paste(t, (x, i * (H + 8)))
         x += t.width + 8
-sheet.save("docs/example.png", optimize=True)
-print(f"docs/example.png {sheet.size}")
+sheet.save(OUT, quality=86, optimize=True)
+print(f"{OUT} {sheet.size}")
