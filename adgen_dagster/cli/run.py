@@ -1,0 +1,293 @@
+"""`adgen run`: every stage for each photo, without Dagster, laid out like `products/<pid>/`.
+
+The stages are `resources.stages`' compute functions, the very functions the assets run
+(bytes in, bytes out, the same encoders), chained in memory in graph order with each
+stage given the files the previous ones produced. So the same photo, details and
+settings give the same files, byte for byte, as a Dagster run, under the same product id
+(`product_id_for` of the file name, as if it were uploaded under `uploads/`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Callable, List, Optional
+
+import typer
+
+from adgen_dagster.cli._app import (
+    EXIT_FAILED,
+    Failed,
+    Quiet,
+    Verbose,
+    app,
+    backend_option,
+    load_settings,
+    one_line,
+    reporting,
+    say,
+    verbose_on,
+    write_atomic,
+)
+from adgen_dagster.cli.cutout import IMAGE_SUFFIXES
+
+STAGES = ("product_image", "segmentation", "background", "composite", "retouched", "analysis", "ad_creatives")
+
+EPILOG = """\
+Examples:
+
+\b
+  adgen run shoe.jpg --out out/                        # out/shoe/product_image.png ... ads/1080x1080.png|html
+  adgen run photos/ --out out/ --background studio     # every photo in the folder
+  adgen run shoe.jpg --out out/ --headline "Summer sale"
+  adgen run --samples --out out/                       # the bundled sample catalog (as `adgen demo`)
+  adgen run --catalog catalog.json --out out/          # rows of {"photo", "upload", "details"}
+
+A photo's details come from a sidecar next to it, `<photo>.json` (as in the store's uploads/).
+The product id is the one the photo would get as an upload (`red-shoe.jpg` -> `red-shoe`).
+Outputs for a photo are written only when all of its stages succeed.
+"""
+
+
+@dataclass
+class Job:
+    label: str  # what the user named (messages, table)
+    upload_name: str  # its name under uploads/: gives the product id
+    path: Path
+    sidecar: Optional[bytes] = None
+    error_name: str = ""  # names the photo in error messages (default: label)
+
+    @property
+    def name_in_errors(self) -> str:
+        return self.error_name or self.label
+
+
+@dataclass
+class Outcome:
+    job: Job
+    pid: str = ""
+    ok: bool = False
+    error: str = ""
+    seconds: float = 0.0
+    files: dict[str, bytes] = field(default_factory=dict)
+    meta: dict[str, dict] = field(default_factory=dict)
+
+
+def _sidecar_of(path: Path) -> Optional[bytes]:
+    side = path.with_name(path.name + ".json")
+    return side.read_bytes() if side.is_file() else None
+
+
+def catalog_jobs(catalog: Path | None) -> list[Job]:
+    """Rows `{"photo": path relative to the catalog, "upload": name, "details": {...}}`."""
+    from adgen_dagster.demo import SAMPLES, sample_catalog
+
+    if catalog is None:
+        rows, base, source = sample_catalog(), Path(str(SAMPLES)), "the bundled sample catalog"
+    else:
+        source = str(catalog)
+        try:
+            rows = json.loads(catalog.read_text(encoding="utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise Failed(f"{catalog}: not valid UTF-8 JSON ({exc})") from None
+        base = catalog.parent
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("photo"), str) for r in rows):
+        raise Failed(f"{source}: expected a JSON list of objects, each with a \"photo\" path")
+    jobs = []
+    for row in rows:
+        photo = base / row["photo"]
+        details = row.get("details")
+        sidecar = None if details is None else json.dumps(details, ensure_ascii=False, indent=2).encode("utf-8")
+        upload = str(row.get("upload") or photo.name)
+        label = row["photo"] if catalog is None else str(photo)
+        jobs.append(Job(label, upload, photo, sidecar, error_name=upload))  # errors name it as the assets do
+    return jobs
+
+
+def collect(inputs: list[Path]) -> tuple[list[Job], list[str]]:
+    jobs, skipped = [], []
+    for p in inputs:
+        if not p.exists():
+            raise typer.BadParameter(f"{str(p)!r} does not exist", param_hint="IN")
+        if p.is_dir():
+            for f in sorted(p.iterdir()):
+                if f.name.startswith(".") or f.name.lower().endswith(".json"):
+                    continue
+                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
+                    jobs.append(Job(str(f), f.name, f, _sidecar_of(f)))
+                else:
+                    skipped.append(f"skipped {f}: {'a folder' if f.is_dir() else 'not an image file name'}")
+        else:
+            jobs.append(Job(str(p), p.name, p, _sidecar_of(p)))
+    return jobs, skipped
+
+
+def stage_chain(settings) -> list[tuple[str, Callable[[str], Callable]]]:
+    """(stage, factory(file_name) -> compute): the assets' own stage functions, settings applied.
+
+    Backends are looked up here, once, so an unknown backend fails before any photo.
+    """
+    from resources import stages
+
+    seg = stages.segmentation(settings.segment, settings.segmenter)
+    bg = stages.background(settings.backdrop, settings.background)
+    comp = stages.composite_stage(settings.composite)
+    ret = stages.retouch_stage(settings.retouch)
+    ana = stages.analysis(settings.analysis, settings.analyzer)
+    ads = stages.ad_creatives(settings.ads)
+    return [
+        ("product_image", lambda name: stages.product_image(settings.decode, name)),
+        ("segmentation", lambda name: seg),
+        ("background", lambda name: bg),
+        ("composite", lambda name: comp),
+        ("retouched", lambda name: ret),
+        ("analysis", lambda name: ana),
+        ("ad_creatives", lambda name: ads),
+    ]
+
+
+def with_headline(sidecar: Optional[bytes], source: str, headline: str) -> bytes:
+    """The sidecar with its headline replaced (validated like any sidecar)."""
+    from adgen_dagster.imaging.details import parse_details
+
+    details = parse_details(sidecar, source=source)
+    return json.dumps({**details.model_dump(mode="json"), "headline": headline}, ensure_ascii=False).encode("utf-8")
+
+
+def run_one(job: Job, chain, headline: Optional[str], on_stage: Callable[[int, str], None]) -> Outcome:
+    """All stages for one photo, in memory; raises on the first failure (nothing is written)."""
+    from adgen_dagster.product_ids import product_id_for
+
+    res = Outcome(job, pid=product_id_for(job.upload_name))
+    sidecar = job.sidecar
+    if headline is not None:
+        sidecar = with_headline(sidecar, job.name_in_errors + ".json", headline)
+    files = {"upload": job.path.read_bytes(), "sidecar": sidecar or b"", "product_id": res.pid.encode("utf-8")}
+    for i, (stage, factory) in enumerate(chain):
+        on_stage(i, stage)
+        outputs, meta = factory(job.name_in_errors)(files)
+        files.update(outputs)
+        res.files.update(outputs)
+        res.meta[stage] = meta
+    return res
+
+
+@app.command(epilog=EPILOG)
+def run(
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Output folder: DIR/<product id>/... as in the store's products/<pid>/.", show_default=False)],
+    inputs: Annotated[Optional[List[Path]], typer.Argument(metavar="IN", help="Photo file(s) or folder(s).", show_default=False)] = None,
+    segmenter: Annotated[Optional[str], backend_option("segmenter", "SEGMENTERS", "ADGEN_SEGMENTER")] = None,
+    background: Annotated[Optional[str], backend_option("background", "BACKGROUNDS", "ADGEN_BACKGROUND")] = None,
+    analyzer: Annotated[Optional[str], backend_option("analyzer", "ANALYZERS", "ADGEN_ANALYZER")] = None,
+    headline: Annotated[Optional[str], typer.Option("--headline", metavar="TEXT", help="Ad headline for every photo (replaces the details' headline).")] = None,
+    catalog: Annotated[Optional[Path], typer.Option("--catalog", metavar="FILE", help="A catalog JSON: a list of {photo, upload, details} rows.", exists=True, dir_okay=False)] = None,
+    samples: Annotated[bool, typer.Option("--samples", help="Run the bundled sample catalog (the photos `adgen demo` uses).")] = False,
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+) -> None:
+    """Every stage for each photo without Dagster, into DIR/<product>/."""
+    with reporting("run", verbose):
+        inputs = list(inputs or [])
+        if not inputs and catalog is None and not samples:
+            raise typer.BadParameter("give at least one photo or folder (or --catalog FILE, or --samples)", param_hint="IN")
+        if out.exists() and not out.is_dir():
+            raise typer.BadParameter(f"{str(out)!r} is a file, not a folder", param_hint="--out")
+        if headline is not None and len(headline.strip()) > 200:
+            raise typer.BadParameter("at most 200 characters", param_hint="--headline")
+
+        jobs, skipped = collect(inputs)
+        if catalog is not None or samples:
+            if samples:
+                jobs += catalog_jobs(None)
+            if catalog is not None:
+                jobs += catalog_jobs(catalog)
+        settings = load_settings(segmenter=segmenter, background=background, analyzer=analyzer)
+        chain = stage_chain(settings)  # unknown ADGEN_* backends fail here, naming the setting
+        for note in skipped:
+            say(note)
+        if not jobs:
+            raise Failed(f"no photos found in {', '.join(str(p) for p in inputs)}")
+
+        outcomes = process(jobs, chain, headline, out, quiet, verbose_on(verbose))
+        summary(outcomes, out, settings)
+        if any(not o.ok for o in outcomes):
+            raise typer.Exit(EXIT_FAILED)
+
+
+def process(jobs: list[Job], chain, headline, out: Path, quiet: bool, verbose: bool) -> list[Outcome]:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from adgen_dagster.product_ids import product_id_for
+    steps = len(chain) + 1  # + writing the files
+    outcomes: list[Outcome] = []
+    seen: dict[str, str] = {}
+    progress = Progress(
+        TextColumn("{task.description}", markup=False),
+        BarColumn(bar_width=24),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        disable=quiet,
+    )
+
+    def emit(msg: str) -> None:  # one line, never wrapped, above the bars
+        if quiet:
+            say(msg)
+        else:
+            progress.console.print(msg, soft_wrap=True, markup=False, highlight=False, emoji=False)
+
+    with progress:
+        overall = progress.add_task(f"{len(jobs)} photo(s)", total=len(jobs))
+        for job in jobs:
+            name = job.label if len(job.label) <= 40 else "..." + job.label[-37:]
+            task = progress.add_task(name, total=steps)
+
+            def on_stage(i: int, stage: str, task=task, name=name) -> None:
+                progress.update(task, completed=i, description=f"{name}  {stage}")
+
+            t0 = time.perf_counter()
+            try:
+                pid = product_id_for(job.upload_name)
+                if pid in seen:
+                    raise Failed(f"{job.label}: gives the product id {pid!r}, as {seen[pid]} does; rename one of them")
+                seen[pid] = job.label
+                res = run_one(job, chain, headline, on_stage)
+                on_stage(steps - 1, "write")
+                for fname, data in res.files.items():
+                    write_atomic(out / res.pid / fname, data)
+                res.ok = True
+                progress.update(task, completed=steps, description=f"{name}  ok")
+            except Exception as exc:  # noqa: BLE001 - one line per failed photo; the others go on
+                if verbose:
+                    import traceback
+
+                    traceback.print_exc()
+                res = Outcome(job, pid=product_id_for(job.upload_name), error=one_line(exc, verbose))
+                emit(f"adgen run: {res.error}")
+                progress.update(task, description=f"{name}  FAILED")
+            res.seconds = time.perf_counter() - t0
+            outcomes.append(res)
+            progress.advance(overall)
+    return outcomes
+
+
+def summary(outcomes: list[Outcome], out: Path, settings) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"adgen run: {settings.segmenter} / {settings.background} / {settings.analyzer}", title_justify="left")
+    for col, kw in (("input", {"overflow": "fold"}), ("product", {"overflow": "fold"}), ("result", {"overflow": "fold"}),
+                    ("seconds", {"justify": "right"}), ("tone", {}), ("files", {"justify": "right"})):
+        table.add_column(col, **kw)
+    for o in outcomes:
+        tone = o.meta.get("analysis", {}).get("tone", "") if o.ok else ""
+        table.add_row(o.job.label, o.pid, "ok" if o.ok else f"FAILED: {o.error}", f"{o.seconds:.1f}", str(tone),
+                      str(len(o.files)) if o.ok else "", style=None if o.ok else "red")
+    console.print(table)
+    ok = sum(o.ok for o in outcomes)
+    root = out.resolve()
+    console.print(f"{ok} ok, {len(outcomes) - ok} failed. Outputs per product: {root}/<product>/", soft_wrap=True, highlight=False)
