@@ -37,3 +37,23 @@ class S3TestServer:
 
     def resource(self, max_attempts: int = 2) -> S3Resource:
         return S3Resource(endpoint_url=self.endpoint, max_attempts=max_attempts, **CREDS)
+
+
+def materialize_in_process(pid: str, bucket: str, endpoint: str, prefix: str = "") -> None:
+    """Entry point for a child process: one whole-graph run of `pid` on the S3 store.
+
+    Concurrent runs are separate processes in real deployments (one per run); doing the
+    same here also keeps Dagster's process-wide logging setup out of the picture.
+    """
+    import dagster as dg
+
+    from assets_defs import PIPELINE_ASSETS
+    from resources.store_resource import StoreResource
+
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("products", [pid])
+        resource = StoreResource(kind="s3", bucket=bucket, prefix=prefix,
+                                 s3=S3Resource(endpoint_url=endpoint, max_attempts=3, **CREDS))
+        result = dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources={"store": resource},
+                                instance=instance, raise_on_error=False)
+    raise SystemExit(0 if result.success else 1)

@@ -2,7 +2,7 @@
 
 import io
 import json
-import threading
+import multiprocessing
 import uuid
 
 import dagster as dg
@@ -17,7 +17,7 @@ from resources.products import register_upload
 from resources.s3_store import S3ObjectStore
 from resources.store_resource import StoreResource
 from tests.imagegen import encode, product_photo
-from tests.s3server import S3TestServer
+from tests.s3server import S3TestServer, materialize_in_process
 
 
 @pytest.fixture(scope="module")
@@ -181,16 +181,13 @@ def test_server_stopping_mid_run_fails_clearly_and_rerun_completes(server, s3, s
     every_object_is_whole(s3)
 
 
-def test_two_concurrent_materializations_of_one_partition_are_consistent(s3, s3_resource):
-    results = []
-    with dg.instance_for_test() as inst_a, dg.instance_for_test() as inst_b:
-        pid = add_s3_product(s3, inst_a, name="mug.jpg")
-        inst_b.add_dynamic_partitions("products", [pid])
-        threads = [threading.Thread(target=lambda i=i: results.append(materialize(pid, s3_resource, i)))
-                   for i in (inst_a, inst_b)]
-        [t.start() for t in threads]
-        [t.join() for t in threads]
-    assert len(results) == 2 and all(r.success for r in results)
+def test_two_concurrent_materializations_of_one_partition_are_consistent(server, bucket, s3, instance):
+    pid = add_s3_product(s3, instance, name="mug.jpg")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=materialize_in_process, args=(pid, bucket, server.endpoint, "shop/")) for _ in range(2)]
+    [p.start() for p in procs]
+    [p.join(timeout=300) for p in procs]
+    assert [p.exitcode for p in procs] == [0, 0]
     every_object_is_whole(s3)
     # the outputs are the single committed cache entry's bytes
     analysis = s3.get(f"products/{pid}/analysis.json")
