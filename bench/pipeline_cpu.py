@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _util import REPO, PeakRSS, print_table  # noqa: F401  (sets sys.path)
+from _util import PeakRSS, print_table  # (importing _util puts the repo on sys.path)
 from PIL import Image
 
 from adgen_dagster.demo import SAMPLES, sample_catalog

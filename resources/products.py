@@ -12,9 +12,7 @@ import json
 from dataclasses import dataclass
 
 from adgen_dagster.product_ids import product_id_for
-from PIL import Image
-
-from resources.io import decode_png, encode_json, encode_png
+from resources.io import encode_json
 from resources.object_store import ObjectNotFound, ObjectStore
 
 UPLOADS = "uploads/"
@@ -66,22 +64,3 @@ def upload_for(store: ObjectStore, pid: str) -> UploadRecord:
         ) from None
     return UploadRecord(pid, raw["upload"], raw.get("version", ""))
 
-
-def load_image(store: ObjectStore, pid: str, name: str) -> Image.Image:
-    return decode_png(store.get(product_key(pid, name)))
-
-
-def save_image(store: ObjectStore, pid: str, name: str, img: Image.Image) -> str:
-    key = product_key(pid, name)
-    store.put(key, encode_png(img), "image/png")
-    return store.uri(key)
-
-
-def load_json(store: ObjectStore, pid: str, name: str) -> dict:
-    return json.loads(store.get(product_key(pid, name)))
-
-
-def save_json(store: ObjectStore, pid: str, name: str, obj) -> str:
-    key = product_key(pid, name)
-    store.put(key, encode_json(obj), "application/json")
-    return store.uri(key)

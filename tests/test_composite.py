@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from adgen_dagster.imaging.colour import relative_luminance
-from adgen_dagster.imaging.composite import CompositeParams, composite, linear_to_srgb8, srgb8_to_linear
+from adgen_dagster.imaging.colour import linear_to_srgb8, srgb8_to_linear
+from adgen_dagster.imaging.composite import CompositeParams, composite
 
 NO_SHADOW = dict(shadow_opacity=0.0, ambient_opacity=0.0)
 

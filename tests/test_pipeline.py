@@ -4,7 +4,6 @@ import json
 
 import dagster as dg
 import numpy as np
-import pytest
 
 from adgen_dagster.imaging.analysis_model import Analysis
 from assets_defs import PIPELINE_ASSETS

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adgen_dagster.imaging.composite import srgb8_to_linear
+from adgen_dagster.imaging.colour import srgb8_to_linear
 from adgen_dagster.imaging.retouch import RetouchParams, adaptation_matrix, retouch, tone_curve
 
 OFF = dict(

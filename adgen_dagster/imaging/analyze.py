@@ -34,6 +34,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
 from .analysis_model import HEX_PATTERN, Analysis, Box, ColourShare, TextZone
+from .palette import dominant_colours
 from .colour import (
     contrast_ratio,
     hex_to_rgb,
@@ -476,48 +477,9 @@ def _choose_text_colour(
 
 def _palette(pyr: _Pyramid, p: AnalysisParams) -> list[ColourShare]:
     small = pyr.get(p.palette_size)
-    lab = srgb_to_lab(small.reshape(-1, 3).astype(np.float32) / 255.0).astype(np.float32)
-    n = lab.shape[0]
-    k = max(1, min(p.n_colours, n))
-    if k == 1:
-        centres, shares = lab.mean(axis=0, keepdims=True), np.array([1.0])
-    else:
-        cv2.setRNGSeed(p.seed)
-        criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 30, 0.2)
-        _, labels, centres = cv2.kmeans(lab, k, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
-        shares = np.bincount(labels.ravel(), minlength=k).astype(np.float64) / n
-
-    # Merge near-duplicates greedily, biggest first.
-    order = np.argsort(-shares, kind="stable")
-    kept_c: list[np.ndarray] = []
-    kept_s: list[float] = []
-    for i in order:
-        if shares[i] <= 0:
-            continue
-        c = centres[i].astype(np.float64)
-        for j, kc in enumerate(kept_c):
-            if np.linalg.norm(kc - c) < p.merge_delta_e:
-                tot = kept_s[j] + shares[i]
-                kept_c[j] = (kc * kept_s[j] + c * shares[i]) / tot
-                kept_s[j] = tot
-                break
-        else:
-            kept_c.append(c)
-            kept_s.append(float(shares[i]))
-
-    items = [(s, c) for s, c in zip(kept_s, kept_c) if s >= p.min_colour_share] or [(kept_s[0], kept_c[0])]
-    items = sorted(items, key=lambda t: -t[0])[:8]
-    total = sum(s for s, _ in items)
-    out = []
-    for s, c in items:
-        hx = rgb_to_hex(lab_to_srgb(c.astype(np.float32)) * 255.0)
-        out.append((hx, s / total))
-    # Two clusters can round to one hex: merge those too.
-    merged: dict[str, float] = {}
-    for hx, s in out:
-        merged[hx] = merged.get(hx, 0.0) + s
-    res = [ColourShare(hex=hx, share=round(s, 4)) for hx, s in sorted(merged.items(), key=lambda t: -t[1])]
-    return res
+    colours = dominant_colours(small.reshape(-1, 3), p.n_colours, seed=p.seed, merge_delta_e=p.merge_delta_e,
+                               min_share=p.min_colour_share, max_colours=8, max_samples=small.shape[0] * small.shape[1])
+    return [ColourShare(hex=hx, share=round(s, 4)) for hx, s in colours]
 
 
 def _tone(lab: np.ndarray, p: AnalysisParams) -> tuple[str, float]:

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from .colour import srgb_to_linear
+from .colour import linear_to_srgb8, srgb8_to_linear
 
 VERSION = "1"
 
@@ -92,33 +92,6 @@ class Placed:
 
 
 # ----------------------------------------------------------------- sRGB <-> linear (fast)
-
-SRGB8_TO_LINEAR = srgb_to_linear(np.arange(256, dtype=np.float32) / 255.0).astype(np.float32)
-_ENC_BITS = 16
-_ENC_N = (1 << _ENC_BITS) - 1
-# Linear [0, 1] quantised to 16 bits -> sRGB 8-bit code (rounded). 16 bits is fine enough
-# that every 8-bit code survives a decode/encode round trip exactly.
-
-
-def _encode_table() -> np.ndarray:
-    x = np.arange(_ENC_N + 1, dtype=np.float64) / _ENC_N
-    enc = np.where(x <= 0.0031308, x * 12.92, 1.055 * np.power(x, 1 / 2.4) - 0.055)
-    return np.clip(np.round(enc * 255.0), 0, 255).astype(np.uint8)
-
-
-_LINEAR16_TO_SRGB8 = _encode_table()
-
-
-def srgb8_to_linear(a: np.ndarray) -> np.ndarray:
-    """uint8 sRGB codes -> float32 linear light in [0, 1] (table lookup)."""
-    return SRGB8_TO_LINEAR[a]
-
-
-def linear_to_srgb8(x: np.ndarray) -> np.ndarray:
-    """float linear light -> uint8 sRGB codes, clipped, rounded (table lookup)."""
-    idx = np.clip(x * np.float32(_ENC_N) + np.float32(0.5), 0, _ENC_N).astype(np.uint16)
-    return _LINEAR16_TO_SRGB8[idx]
-
 
 def soft_blur(a: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur that stays fast for large sigmas (blur at reduced size, upsample)."""

@@ -37,7 +37,8 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from .composite import SRGB8_TO_LINEAR, cover_resize, linear_to_srgb8, srgb8_to_linear
+from .colour import SRGB8_TO_LINEAR, linear_to_srgb8, srgb8_to_linear
+from .composite import cover_resize
 
 VERSION = "1"
 
