@@ -93,6 +93,7 @@ def stage_metadata(
         "cache": r.cache,
         "cache_key": r.key,
         "stage_version": version,
+        "settings_key": r.settings_key,
         "timings_ms": r.timings_ms,
     })
     if backend:

@@ -42,6 +42,7 @@ class StageResult:
     outputs: Files
     metadata: dict[str, Any]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    settings_key: str = ""  # digest of stage, version, backend, model id and settings (no inputs)
 
 
 def _ms(t0: float) -> float:
@@ -62,8 +63,8 @@ def run_stage(
 ) -> StageResult:
     """Look up or compute one stage for one product and write its outputs."""
     t = time.perf_counter()
-    key = cache_key(stage, version, backend, model_id, params.model_dump(mode="json"),
-                    {n: sha256_hex(b) for n, b in inputs.items()})
+    settings = params.model_dump(mode="json")
+    key = cache_key(stage, version, backend, model_id, settings, {n: sha256_hex(b) for n, b in inputs.items()})
     entry = cache.get(stage, key)
     timings = {"cache_lookup": _ms(t)}
     if entry is not None:
@@ -78,7 +79,12 @@ def run_stage(
     for name, data in outputs.items():
         store.put(product_key(pid, name), data, CONTENT_TYPES.get(name[name.rfind("."):]))
     timings["write"] = _ms(t)
-    return StageResult(stage, key, status, outputs, metadata, timings)
+    return StageResult(stage, key, status, outputs, metadata, timings, settings_key(stage, version, params, backend, model_id))
+
+
+def settings_key(stage: str, version: str, params: BaseModel, backend: str = "", model_id: str = "") -> str:
+    """What decides a stage's output besides its inputs; a change makes earlier outputs stale."""
+    return cache_key(stage, version, backend, model_id, params.model_dump(mode="json"), {})[:16]
 
 
 def read_inputs(store: ObjectStore, pid: str, names: tuple[str, ...]) -> Files:
