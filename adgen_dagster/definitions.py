@@ -1,8 +1,15 @@
 """The code location: what `dagster dev` (via workspace.yaml) and the tests load."""
 
+import warnings
+
 import dagster as dg
 
+# `backfill_policy=` on @asset is marked beta in Dagster 1.13; say so once here, not per asset.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
+
 from adgen_dagster.jobs import adgen_pipeline
+from adgen_dagster.schedules import nightly_refresh
+from adgen_dagster.sensors import SENSORS
 from assets_defs import PIPELINE_ASSETS
 from adgen_dagster.settings import get_settings
 from resources.store_resource import StoreResource, s3_resource_from_env
@@ -12,5 +19,7 @@ store = StoreResource(s3=s3_resource_from_env()) if get_settings().store.kind ==
 defs = dg.Definitions(
     assets=PIPELINE_ASSETS,
     jobs=[adgen_pipeline],
+    schedules=[nightly_refresh],
+    sensors=SENSORS,
     resources={"store": store},
 )

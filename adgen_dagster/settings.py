@@ -37,6 +37,34 @@ class StoreSettings(BaseModel):
     cache: bool = Field(True, description="Reuse cached stage results (ADGEN_STORE__CACHE=false to always recompute).")
 
 
+class ScheduleSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(False, description="Start the nightly schedule running (ADGEN_SCHEDULE__ENABLED=true); "
+                          "off by default so a fresh install never starts re-processing a catalog by itself.")
+    cron: str = Field("0 2 * * *", description="When the nightly schedule ticks, cron syntax (ADGEN_SCHEDULE__CRON).")
+    timezone: str = Field("UTC", description="IANA time zone of the cron, e.g. 'Asia/Seoul' (ADGEN_SCHEDULE__TIMEZONE).")
+
+
+class SensorSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    running: bool = Field(True, description="Start the upload and catalog sensors running (ADGEN_SENSOR__RUNNING=false "
+                          "to leave them stopped until switched on in the UI).")
+    interval_seconds: int = Field(30, ge=5, le=3600, description="Seconds between upload sensor ticks (ADGEN_SENSOR__INTERVAL_SECONDS).")
+    catalog_interval_seconds: int = Field(60, ge=5, le=3600, description="Seconds between catalog sensor ticks "
+                                          "(ADGEN_SENSOR__CATALOG_INTERVAL_SECONDS).")
+    page_size: int = Field(1000, ge=1, le=1000, description="Objects per listing call; S3 returns at most 1000 "
+                           "(ADGEN_SENSOR__PAGE_SIZE).")
+    pages_per_tick: int = Field(1, ge=1, le=100, description="Listing pages one upload sensor tick reads before it "
+                                "hands over to the next tick (ADGEN_SENSOR__PAGES_PER_TICK).")
+    tick_seconds: float = Field(30.0, gt=0, description="Time after which a tick stops reading further pages, well "
+                                "inside Dagster's 60 s sensor timeout (ADGEN_SENSOR__TICK_SECONDS).")
+    workers: int = Field(8, ge=1, le=64, description="Parallel store calls within one tick (ADGEN_SENSOR__WORKERS).")
+    catalog_rows_per_tick: int = Field(200, ge=1, le=10000, description="Catalog rows registered, and runs requested, "
+                                       "per catalog sensor tick (ADGEN_SENSOR__CATALOG_ROWS_PER_TICK).")
+
+
 class AdgenSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ADGEN_", env_nested_delimiter="__", extra="ignore")
 
@@ -51,6 +79,9 @@ class AdgenSettings(BaseSettings):
     retouch: RetouchParams = RetouchParams()
     analysis: AnalysisParams = AnalysisParams()
     ads: AdParams = AdParams()
+    schedule: ScheduleSettings = ScheduleSettings()
+    sensor: SensorSettings = SensorSettings()
+    batch_size: int = Field(10, ge=1, le=1000, description="Products per run in backfills and nightly runs (ADGEN_BATCH_SIZE).")
 
 
 @lru_cache(maxsize=1)

@@ -19,6 +19,7 @@ AdConfig = stage_config("AdConfig", get_settings().ads)
     partitions_def=products_partitions,
     deps=["retouched", "analysis"],
     group_name="adgen",
+    backfill_policy=dg.BackfillPolicy.multi_run(get_settings().batch_size),
     code_version=ads.VERSION,
     kinds={"image", "html"},
     check_specs=[dg.AssetCheckSpec(AD_CONTRAST, asset="ad_creatives", description="Ad text contrast is at least 4.5:1 (WCAG AA).")],
@@ -29,15 +30,13 @@ def ad_creatives(context: dg.AssetExecutionContext, config: AdConfig, store: Sto
     with failures_named("ad_creatives"):
         params = to_params(config, AdParams)
         compute = stages.ad_creatives(params)
-    s = store.get_store()
     results = materialize_stage(
         context, store, "ad_creatives", ads.VERSION, params,
         compute=lambda pid: compute,
-        inputs=lambda pid: stages.read_inputs(s, pid, stages.STAGE_INPUTS["ad_creatives"]),
     )
     per_product = {}
     for pid, r in results.items():
-        first = next(iter(r.outputs))
+        first = f"ads/{r.metadata['sizes'].split(', ')[0]}.png"
         per_product[pid] = stage_metadata(store, pid, r, first, ads.VERSION)
         per_product[pid]["output"] = per_product[pid]["output"].rsplit("/", 1)[0] + "/"
     return dg.MaterializeResult(

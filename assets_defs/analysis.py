@@ -23,6 +23,8 @@ AnalysisConfig = stage_config(
     partitions_def=products_partitions,
     deps=["retouched", "composite"],
     group_name="adgen",
+    backfill_policy=dg.BackfillPolicy.multi_run(get_settings().batch_size),
+    pool="gpu",
     code_version=analyze.VERSION,
     kinds={"json"},
     check_specs=[dg.AssetCheckSpec(ANALYSIS_SCHEMA, asset="analysis", description="analysis.json validates against the Analysis schema.")],
@@ -33,16 +35,14 @@ def analysis(context: dg.AssetExecutionContext, config: AnalysisConfig, store: S
     with failures_named("analysis"):
         params = to_params(config, AnalysisParams)
         compute = stages.analysis(params, config.backend)
-    s = store.get_store()
     results = materialize_stage(
         context, store, "analysis", analyze.VERSION, params,
         compute=lambda pid: compute,
-        inputs=lambda pid: stages.read_inputs(s, pid, stages.STAGE_INPUTS["analysis"]),
         backend=config.backend,
     )
     return dg.MaterializeResult(
         metadata=run_metadata({
             pid: stage_metadata(store, pid, r, "analysis.json", analyze.VERSION, config.backend) for pid, r in results.items()
         }),
-        check_results=[worst([analysis_schema_result(r.outputs["analysis.json"], pid) for pid, r in results.items()])],
+        check_results=[worst([analysis_schema_result(r.metadata["analysis"], pid) for pid, r in results.items()])],
     )

@@ -22,6 +22,8 @@ BackgroundConfig = stage_config(
     partitions_def=products_partitions,
     deps=["product_image"],
     group_name="adgen",
+    backfill_policy=dg.BackfillPolicy.multi_run(get_settings().batch_size),
+    pool="gpu",
     code_version=backdrop.VERSION,
     kinds={"image"},
     description="A new background (studio sweep or gradient) in colours chosen from the product's "
@@ -31,11 +33,10 @@ def background(context: dg.AssetExecutionContext, config: BackgroundConfig, stor
     with failures_named("background"):
         params = to_params(config, BackdropParams)
         compute = stages.background(params, config.backend)
-    s = store.get_store()
     results = materialize_stage(
         context, store, "background", backdrop.VERSION, params,
         compute=lambda pid: compute,
-        inputs=lambda pid: {**stages.read_inputs(s, pid, stages.STAGE_INPUTS["background"]), "product_id": pid.encode()},
+        inputs=lambda pid: {"product_id": pid.encode()},
         backend=config.backend,
     )
     return dg.MaterializeResult(metadata=run_metadata({

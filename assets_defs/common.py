@@ -19,7 +19,7 @@ from adgen_dagster.imaging.decode import BadImageError
 from adgen_dagster.imaging.details import DetailsError
 from resources.object_store import ObjectNotFound, StoreError
 from resources.products import product_key
-from resources.stages import Compute, Files, StageResult, run_stage
+from resources.stages import STAGE_INPUTS, Compute, Files, StageResult, run_stage
 from resources.store_resource import StoreResource
 
 # Errors whose message is already the whole story for the user.
@@ -58,18 +58,20 @@ def materialize_stage(
     version: str,
     params: BaseModel,
     compute: Callable[[str], Compute],
-    inputs: Callable[[str], Files],
+    inputs: Callable[[str], Files] = lambda pid: {},
     backend: str = "",
 ) -> dict[str, StageResult]:
     """Run one stage for every product of this run; returns {pid: result}.
 
-    `inputs(pid)` gives the stage's input files, `compute(pid)` its compute function.
+    `compute(pid)` gives the compute function; the stage reads its product files
+    (`stages.STAGE_INPUTS`) itself, and `inputs(pid)` adds bytes from elsewhere.
     """
     s, cache = store.get_store(), store.get_cache()
     results: dict[str, StageResult] = {}
     for pid in partition_keys(context):
         with failures_named(stage, pid):
-            results[pid] = r = run_stage(s, cache, pid, stage, version, params, inputs(pid), compute(pid), backend=backend)
+            results[pid] = r = run_stage(s, cache, pid, stage, version, params, inputs(pid), compute(pid), backend=backend,
+                                          input_files=STAGE_INPUTS.get(stage, ()))
             context.log.info(f"{stage} {pid}: cache {r.cache} ({r.key[:12]}), {r.timings_ms}")
     return results
 

@@ -18,6 +18,7 @@ CompositeConfig = stage_config("CompositeConfig", get_settings().composite)
     partitions_def=products_partitions,
     deps=["nobg_image", "background"],
     group_name="adgen",
+    backfill_policy=dg.BackfillPolicy.multi_run(get_settings().batch_size),
     code_version=composite_core.VERSION,
     kinds={"image"},
     description="The product scaled and placed on the background with a soft contact shadow. "
@@ -27,11 +28,9 @@ def composite(context: dg.AssetExecutionContext, config: CompositeConfig, store:
     with failures_named("composite"):
         params = to_params(config, CompositeParams)
         compute = stages.composite_stage(params)
-    s = store.get_store()
     results = materialize_stage(
         context, store, "composite", composite_core.VERSION, params,
         compute=lambda pid: compute,
-        inputs=lambda pid: stages.read_inputs(s, pid, stages.STAGE_INPUTS["composite"]),
     )
     return dg.MaterializeResult(metadata=run_metadata({
         pid: stage_metadata(store, pid, r, "composite.png", composite_core.VERSION) for pid, r in results.items()

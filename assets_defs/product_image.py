@@ -18,6 +18,7 @@ DecodeConfig = stage_config("DecodeConfig", get_settings().decode)
 @dg.asset(
     partitions_def=products_partitions,
     group_name="adgen",
+    backfill_policy=dg.BackfillPolicy.multi_run(get_settings().batch_size),
     code_version=decode.VERSION,
     kinds={"python", "image"},
     description="The upload decoded safely (EXIF orientation, 8-bit RGB/RGBA, bounded size) as PNG, "

@@ -18,6 +18,7 @@ RetouchConfig = stage_config("RetouchConfig", get_settings().retouch)
     partitions_def=products_partitions,
     deps=["composite", "background"],
     group_name="adgen",
+    backfill_policy=dg.BackfillPolicy.multi_run(get_settings().batch_size),
     code_version=retouch_core.VERSION,
     kinds={"image"},
     description="The composite retouched: edges blended on the boundary band only, the product's colour "
@@ -27,11 +28,9 @@ def retouched(context: dg.AssetExecutionContext, config: RetouchConfig, store: S
     with failures_named("retouched"):
         params = to_params(config, RetouchParams)
         compute = stages.retouch_stage(params)
-    s = store.get_store()
     results = materialize_stage(
         context, store, "retouched", retouch_core.VERSION, params,
         compute=lambda pid: compute,
-        inputs=lambda pid: stages.read_inputs(s, pid, stages.STAGE_INPUTS["retouched"]),
     )
     return dg.MaterializeResult(metadata=run_metadata({
         pid: stage_metadata(store, pid, r, "retouched.png", retouch_core.VERSION) for pid, r in results.items()

@@ -28,6 +28,8 @@ SegmentConfig = stage_config(
     check_specs=[dg.AssetCheckSpec(MASK_COVERAGE, asset="mask", description="Mask covers between 0.5% and 99% of the image.")],
     partitions_def=products_partitions,
     group_name="adgen",
+    backfill_policy=dg.BackfillPolicy.multi_run(get_settings().batch_size),
+    pool="gpu",
     name="segmentation",
     code_version=segment.VERSION,
     can_subset=False,
@@ -36,11 +38,9 @@ def segmentation(context: dg.AssetExecutionContext, config: SegmentConfig, store
     with failures_named("segmentation"):
         params = to_params(config, SegmentParams)
         compute = stages.segmentation(params, config.backend)
-    s = store.get_store()
     results = materialize_stage(
         context, store, "segmentation", segment.VERSION, params,
         compute=lambda pid: compute,
-        inputs=lambda pid: stages.read_inputs(s, pid, stages.STAGE_INPUTS["segmentation"]),
         backend=config.backend,
     )
     v = segment.VERSION

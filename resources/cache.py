@@ -49,6 +49,7 @@ class CacheEntry:
     key: str
     outputs: dict[str, bytes]
     metadata: dict[str, Any] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)
 
 
 class ResultCache:
@@ -63,8 +64,8 @@ class ResultCache:
     def _blob(self, stage: str, digest: str) -> str:
         return f"{self.prefix}/{stage}/blobs/{digest}"
 
-    def get(self, stage: str, key: str) -> CacheEntry | None:
-        """The complete, intact entry for `key`, or None (missing, partial or damaged)."""
+    def manifest(self, stage: str, key: str) -> CacheEntry | None:
+        """The committed entry for `key` with its outputs' digests, without reading any blob."""
         if not self.enabled:
             return None
         raw = self.store.get_or_none(self._manifest(stage, key))
@@ -72,15 +73,27 @@ class ResultCache:
             return None
         try:
             manifest = json.loads(raw)
-            outputs = {}
-            for name, digest in manifest["outputs"].items():
-                data = self.store.get_or_none(self._blob(stage, digest))
-                if data is None or sha256_hex(data) != digest:
-                    return None
-                outputs[name] = data
-        except (ValueError, KeyError, TypeError):
+            digests = {str(n): str(d) for n, d in manifest["outputs"].items()}
+        except (ValueError, KeyError, TypeError, AttributeError):
             return None
-        return CacheEntry(key, outputs, manifest.get("metadata", {}))
+        return CacheEntry(key, {}, manifest.get("metadata", {}), digests)
+
+    def blob(self, stage: str, digest: str) -> bytes | None:
+        """A blob's bytes if present and intact."""
+        data = self.store.get_or_none(self._blob(stage, digest))
+        return data if data is not None and sha256_hex(data) == digest else None
+
+    def get(self, stage: str, key: str) -> CacheEntry | None:
+        """The complete, intact entry for `key`, or None (missing, partial or damaged)."""
+        entry = self.manifest(stage, key)
+        if entry is None:
+            return None
+        for name, digest in entry.digests.items():
+            data = self.blob(stage, digest)
+            if data is None:
+                return None
+            entry.outputs[name] = data
+        return entry
 
     def put(self, stage: str, key: str, outputs: Mapping[str, bytes], metadata: Mapping[str, Any] | None = None) -> bool:
         """Write the entry once; False when another writer already committed this key."""

@@ -16,10 +16,11 @@ from __future__ import annotations
 import abc
 import contextlib
 import errno
+import hashlib
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -50,6 +51,7 @@ class ObjectInfo:
     key: str
     size: int
     version: str  # ETag on S3, mtime_ns + size locally: changes when the object is replaced
+    modified: float = field(default=0.0, compare=False)  # last write, epoch seconds (0 = unknown)
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,14 @@ class ObjectStore(abc.ABC):
     @abc.abstractmethod
     def uri(self, key: str) -> str:
         """A human-readable location for logs and metadata (file path or s3:// URL)."""
+
+    def digest(self, key: str) -> Optional[str]:
+        """The sha256 recorded with the object when this store wrote it, without reading it.
+
+        None when unknown (an object written by someone else, or a filesystem without
+        extended attributes); callers then hash the bytes themselves.
+        """
+        return None
 
     def exists(self, key: str) -> bool:
         return self.info(key) is not None
@@ -118,6 +128,8 @@ class LocalObjectStore(ObjectStore):
         except (FileNotFoundError, NotADirectoryError):
             raise ObjectNotFound(f"no object {key!r} in {self.root}") from None
 
+    _DIGEST_XATTR = "user.adgen.sha256"
+
     def _write_temp(self, path: Path, data: bytes) -> str:
         tmp = None
         try:
@@ -127,6 +139,9 @@ class LocalObjectStore(ObjectStore):
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
+            # The digest travels with the file through the atomic rename.
+            with contextlib.suppress(OSError, AttributeError):
+                os.setxattr(tmp, self._DIGEST_XATTR, hashlib.sha256(data).hexdigest().encode())
             return tmp
         except OSError as exc:
             if tmp is not None:
@@ -159,7 +174,8 @@ class LocalObjectStore(ObjectStore):
             return None
         if not os.path.isfile(self._path(key)):
             return None
-        return ObjectInfo(key=key, size=st.st_size, version=f"{st.st_mtime_ns:x}-{st.st_size:x}")
+        return ObjectInfo(key=key, size=st.st_size, version=f"{st.st_mtime_ns:x}-{st.st_size:x}",
+                          modified=st.st_mtime_ns / 1e9)
 
     def list_page(self, prefix: str, start_after: str | None = None, limit: int = 1000) -> ListPage:
         base = self.root
@@ -188,3 +204,9 @@ class LocalObjectStore(ObjectStore):
 
     def uri(self, key: str) -> str:
         return str(self._path(key))
+
+    def digest(self, key: str) -> Optional[str]:
+        try:
+            return os.getxattr(self._path(key), self._DIGEST_XATTR).decode()
+        except (OSError, AttributeError):
+            return None

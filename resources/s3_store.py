@@ -13,6 +13,7 @@ Errors are turned into one `StoreError` sentence that names the setting to fix
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Optional
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
@@ -22,6 +23,11 @@ from resources.object_store import ListPage, ObjectInfo, ObjectNotFound, ObjectS
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _AUTH = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken", "ExpiredToken", "403"}
 _NOT_IMPLEMENTED = {"NotImplemented", "501"}
+
+
+def _epoch(when: Any) -> float:
+    """botocore's LastModified (a datetime) as epoch seconds; 0.0 when absent."""
+    return when.timestamp() if hasattr(when, "timestamp") else 0.0
 
 
 class S3ObjectStore(ObjectStore):
@@ -75,15 +81,22 @@ class S3ObjectStore(ObjectStore):
         except (BotoCoreError, OSError) as exc:
             raise self._error(exc, "read", key) from None
 
+    @staticmethod
+    def _extra(data: bytes, content_type: str | None) -> dict:
+        extra: dict = {"Metadata": {"sha256": hashlib.sha256(data).hexdigest()}}
+        if content_type:
+            extra["ContentType"] = content_type
+        return extra
+
     def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
-        extra = {"ContentType": content_type} if content_type else {}
+        extra = self._extra(data, content_type)
         try:
             self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data, **extra)
         except (ClientError, BotoCoreError, OSError) as exc:
             raise self._error(exc, "write", key) from None
 
     def put_if_absent(self, key: str, data: bytes, content_type: str | None = None) -> bool:
-        extra = {"ContentType": content_type} if content_type else {}
+        extra = self._extra(data, content_type)
         if self._conditional_writes is not False:
             try:
                 self.client.put_object(Bucket=self.bucket, Key=self._k(key), Body=data, IfNoneMatch="*", **extra)
@@ -112,7 +125,8 @@ class S3ObjectStore(ObjectStore):
             raise self._error(exc, "inspect", key) from None
         except (BotoCoreError, OSError) as exc:
             raise self._error(exc, "inspect", key) from None
-        return ObjectInfo(key=key, size=int(head["ContentLength"]), version=head["ETag"].strip('"'))
+        return ObjectInfo(key=key, size=int(head["ContentLength"]), version=head["ETag"].strip('"'),
+                          modified=_epoch(head.get("LastModified")))
 
     def list_page(self, prefix: str, start_after: str | None = None, limit: int = 1000) -> ListPage:
         args = {"Bucket": self.bucket, "Prefix": self.prefix + prefix, "MaxKeys": max(1, min(limit, 1000))}
@@ -123,7 +137,8 @@ class S3ObjectStore(ObjectStore):
         except (ClientError, BotoCoreError, OSError) as exc:
             raise self._error(exc, "list", prefix) from None
         n = len(self.prefix)
-        objects = [ObjectInfo(o["Key"][n:], int(o["Size"]), o["ETag"].strip('"')) for o in resp.get("Contents", [])]
+        objects = [ObjectInfo(o["Key"][n:], int(o["Size"]), o["ETag"].strip('"'), _epoch(o.get("LastModified")))
+                   for o in resp.get("Contents", [])]
         more = resp.get("IsTruncated") and objects
         return ListPage(objects, objects[-1].key if more else None)
 
@@ -135,6 +150,18 @@ class S3ObjectStore(ObjectStore):
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{check_key(key)}"
+
+    def digest(self, key: str) -> Optional[str]:
+        """From the object's `x-amz-meta-sha256`, set atomically with its content by `put`."""
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._k(key))
+        except ClientError as exc:
+            if self._code(exc) in _NOT_FOUND:
+                return None
+            raise self._error(exc, "inspect", key) from None
+        except (BotoCoreError, OSError) as exc:
+            raise self._error(exc, "inspect", key) from None
+        return head.get("Metadata", {}).get("sha256")
 
     def check(self) -> None:
         """Fail early, with the setting to fix, when the bucket cannot be used."""

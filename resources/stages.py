@@ -39,7 +39,7 @@ class StageResult:
     stage: str
     key: str
     cache: str  # "hit", "miss" or "off"
-    outputs: Files
+    outputs: Files  # what this call wrote (on a hit, only outputs that had changed)
     metadata: dict[str, Any]
     timings_ms: dict[str, float] = field(default_factory=dict)
     settings_key: str = ""  # digest of stage, version, backend, model id and settings (no inputs)
@@ -60,35 +60,60 @@ def run_stage(
     compute: Compute,
     backend: str = "",
     model_id: str = "",
+    input_files: tuple[str, ...] = (),
 ) -> StageResult:
-    """Look up or compute one stage for one product and write its outputs."""
+    """Look up or compute one stage for one product and write its outputs.
+
+    `inputs` are given bytes (an upload, a product id); `input_files` are read from
+    `products/<pid>/` only when needed: for the key, the digest the store recorded when it
+    wrote them is enough, so a cache hit reads no image. On a hit, outputs whose stored
+    digest already matches are not written again.
+    """
     t = time.perf_counter()
-    settings = params.model_dump(mode="json")
-    key = cache_key(stage, version, backend, model_id, settings, {n: sha256_hex(b) for n, b in inputs.items()})
-    entry = cache.get(stage, key)
+    files = dict(inputs)
+    digests = {n: sha256_hex(b) for n, b in inputs.items()}
+    for name in input_files:
+        digest = store.digest(product_key(pid, name)) if cache.enabled else None
+        if digest is None:
+            files[name] = store.get(product_key(pid, name))
+            digest = sha256_hex(files[name])
+        digests[name] = digest
+    key = cache_key(stage, version, backend, model_id, params.model_dump(mode="json"), digests)
     timings = {"cache_lookup": _ms(t)}
+
+    t = time.perf_counter()
+    entry = cache.manifest(stage, key)
+    written: Files = {}
     if entry is not None:
-        outputs, metadata, status = entry.outputs, entry.metadata, "hit"
+        for name, digest in entry.digests.items():
+            if store.digest(product_key(pid, name)) == digest:
+                continue  # already the latest output
+            data = cache.blob(stage, digest)
+            if data is None:  # damaged entry: recompute below
+                entry = None
+                break
+            written[name] = data
+    if entry is not None:
+        metadata, status = entry.metadata, "hit"
     else:
+        for name in input_files:
+            if name not in files:
+                files[name] = store.get(product_key(pid, name))
         t = time.perf_counter()
-        outputs, metadata = compute(inputs)
+        written, metadata = compute(files)
         timings["compute"] = _ms(t)
         status = "miss" if cache.enabled else "off"
-        cache.put(stage, key, outputs, metadata)
+        cache.put(stage, key, written, metadata)
     t = time.perf_counter()
-    for name, data in outputs.items():
+    for name, data in written.items():
         store.put(product_key(pid, name), data, CONTENT_TYPES.get(name[name.rfind("."):]))
     timings["write"] = _ms(t)
-    return StageResult(stage, key, status, outputs, metadata, timings, settings_key(stage, version, params, backend, model_id))
+    return StageResult(stage, key, status, written, metadata, timings, settings_key(stage, version, params, backend, model_id))
 
 
 def settings_key(stage: str, version: str, params: BaseModel, backend: str = "", model_id: str = "") -> str:
     """What decides a stage's output besides its inputs; a change makes earlier outputs stale."""
     return cache_key(stage, version, backend, model_id, params.model_dump(mode="json"), {})[:16]
-
-
-def read_inputs(store: ObjectStore, pid: str, names: tuple[str, ...]) -> Files:
-    return {n: store.get(product_key(pid, n)) for n in names}
 
 
 # --- the stages: pure functions of their input files and settings -------------------------

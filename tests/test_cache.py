@@ -1,6 +1,9 @@
 """The content-addressed cache: hits skip work, one setting change recomputes only downstream."""
 
+import os
+
 import dagster as dg
+import pytest
 
 from assets_defs import PIPELINE_ASSETS
 from resources.cache import ResultCache, cache_key, sha256_hex
@@ -76,3 +79,42 @@ def test_entries_are_write_once_and_damage_is_a_miss(tmp_path):
     store.put(f"cache/st/blobs/{sha256_hex(b'first')}", b"bit rot")
     assert cache.get("st", "k1") is None
     assert cache.get("st", "missing") is None
+
+
+def xattrs_supported(path) -> bool:
+    probe = path / ".xattr-probe"
+    probe.write_bytes(b"x")
+    try:
+        os.setxattr(probe, "user.adgen.probe", b"1")
+        return True
+    except (OSError, AttributeError):
+        return False
+
+
+@pytest.fixture
+def needs_xattrs(tmp_path):
+    if not xattrs_supported(tmp_path):
+        pytest.skip("this filesystem has no user extended attributes: digests are recomputed by reading")
+
+
+@pytest.mark.usefixtures("needs_xattrs")
+def test_a_hit_reads_no_image_and_rewrites_nothing_unchanged(store, store_resource, instance, add_product, monkeypatch):
+    pid = add_product("vase.jpg")
+    materialize(pid, store_resource, instance)
+    reads, writes = [], []
+    real_get, real_put = LocalObjectStore.get, LocalObjectStore.put
+    monkeypatch.setattr(LocalObjectStore, "get", lambda self, key: reads.append(key) or real_get(self, key))
+    monkeypatch.setattr(LocalObjectStore, "put", lambda self, key, data, ct=None: writes.append(key) or real_put(self, key, data, ct))
+    assert set(cache_status(materialize(pid, store_resource, instance)).values()) == {"hit"}
+    assert [k for k in reads if k.endswith(".png")] == [] and writes == []
+    # an output that no longer matches the cache (deleted by hand) is restored from the cache
+    store.delete(f"products/{pid}/retouched.png")
+    assert set(cache_status(materialize(pid, store_resource, instance)).values()) == {"hit"}
+    assert writes == [f"products/{pid}/retouched.png"]
+
+
+@pytest.mark.usefixtures("needs_xattrs")
+def test_store_records_digests_it_can_return_without_reading(store):
+    store.put("products/p/a.png", b"abc")
+    assert store.digest("products/p/a.png") == sha256_hex(b"abc")
+    assert store.digest("products/p/missing.png") is None

@@ -1,5 +1,6 @@
 """The S3 store and the pipeline on S3, against moto's real S3-protocol server on 127.0.0.1."""
 
+import hashlib
 import io
 import json
 import multiprocessing
@@ -72,6 +73,7 @@ def test_store_contract(s3, server, bucket):
     v1 = s3.info("products/a/x.png").version
     s3.put("products/a/x.png", b"two")
     assert s3.info("products/a/x.png").version != v1
+    assert s3.digest("products/a/x.png") == hashlib.sha256(b"two").hexdigest() and s3.digest("nope") is None
     assert s3.put_if_absent("cache/k", b"first") and not s3.put_if_absent("cache/k", b"second")
     assert s3.get("cache/k") == b"first"
     with pytest.raises(ObjectNotFound):
