@@ -63,3 +63,20 @@ def print_table(headers: list[str], rows: list[list], title: str | None = None) 
     print(line)
     for r in cells[1:]:
         print("  ".join((c.rjust(w) if i else c.ljust(w)) for i, (c, w) in enumerate(zip(r, widths))))
+
+
+def ten_uploads() -> list[tuple[str, bytes]]:
+    """Ten distinct products: the six sample photos and mirrored copies of four of them."""
+    import io
+
+    from PIL import Image, ImageOps
+
+    from adgen_dagster.demo import SAMPLES, sample_catalog
+
+    out = [(row["upload"], (SAMPLES / row["photo"]).read_bytes()) for row in sample_catalog()]
+    for row in sample_catalog()[:4]:
+        im = ImageOps.mirror(Image.open(SAMPLES / row["photo"]).convert("RGB"))
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=92)
+        out.append(("mirrored-" + row["upload"], buf.getvalue()))
+    return out

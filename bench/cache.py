@@ -16,30 +16,14 @@ time, stages computed vs served from cache, and each run's ratio to the first.
 from __future__ import annotations
 
 import argparse
-import io
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-from _util import print_table  # noqa: F401  (sets sys.path)
-from PIL import Image, ImageOps
-
-from adgen_dagster.demo import SAMPLES, sample_catalog
+from _util import print_table, ten_uploads  # (importing _util puts the repo on sys.path)
 
 BAR_SECOND = 0.05
-
-
-def ten_uploads() -> list[tuple[str, bytes]]:
-    out = []
-    for row in sample_catalog():
-        out.append((row["upload"], (SAMPLES / row["photo"]).read_bytes()))
-    for row in sample_catalog()[:4]:
-        im = ImageOps.mirror(Image.open(SAMPLES / row["photo"]).convert("RGB"))
-        buf = io.BytesIO()
-        im.save(buf, "JPEG", quality=92)
-        out.append(("mirrored-" + row["upload"], buf.getvalue()))
-    return out
 
 
 def main() -> None:
