@@ -1,11 +1,6 @@
 """The code location: what `dagster dev` (via workspace.yaml) and the tests load."""
 
-import warnings
-
 import dagster as dg
-
-# `backfill_policy=` on @asset is marked beta in Dagster 1.13; say so once here, not per asset.
-warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 
 from adgen_dagster.jobs import adgen_pipeline
 from adgen_dagster.schedules import nightly_refresh

@@ -1,5 +1,12 @@
 """The Dagster assets, one module per stage. Thin: read inputs, call the core, write, report."""
 
+import warnings
+
+import dagster as dg
+
+# `backfill_policy=` on @asset is marked beta in Dagster 1.13; say so once here, not per asset.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
+
 from assets_defs.ad_creatives import ad_creatives
 from assets_defs.analysis import analysis
 from assets_defs.background import background
