@@ -116,15 +116,21 @@ class S3ObjectStore(ObjectStore):
         self.put(key, data, content_type)
         return True
 
-    def info(self, key: str) -> Optional[ObjectInfo]:
+    def _head(self, key: str) -> Optional[dict]:
+        """HEAD of the object, None when it does not exist."""
         try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self._k(key))
+            return self.client.head_object(Bucket=self.bucket, Key=self._k(key))
         except ClientError as exc:
             if self._code(exc) in _NOT_FOUND:
                 return None
             raise self._error(exc, "inspect", key) from None
         except (BotoCoreError, OSError) as exc:
             raise self._error(exc, "inspect", key) from None
+
+    def info(self, key: str) -> Optional[ObjectInfo]:
+        head = self._head(key)
+        if head is None:
+            return None
         return ObjectInfo(key=key, size=int(head["ContentLength"]), version=head["ETag"].strip('"'),
                           modified=_epoch(head.get("LastModified")))
 
@@ -153,15 +159,8 @@ class S3ObjectStore(ObjectStore):
 
     def digest(self, key: str) -> Optional[str]:
         """From the object's `x-amz-meta-sha256`, set atomically with its content by `put`."""
-        try:
-            head = self.client.head_object(Bucket=self.bucket, Key=self._k(key))
-        except ClientError as exc:
-            if self._code(exc) in _NOT_FOUND:
-                return None
-            raise self._error(exc, "inspect", key) from None
-        except (BotoCoreError, OSError) as exc:
-            raise self._error(exc, "inspect", key) from None
-        return head.get("Metadata", {}).get("sha256")
+        head = self._head(key)
+        return None if head is None else head.get("Metadata", {}).get("sha256")
 
     def check(self) -> None:
         """Fail early, with the setting to fix, when the bucket cannot be used."""
