@@ -4,7 +4,11 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install home demo test ui validate bench clean
+.PHONY: install neural home demo test ui validate bench clean
+
+# torch for the neural backends' tests: this pin is the CPU build on the CI machines' disk;
+# on a GPU machine `make test TORCH=torch==<the CUDA build you use>` (or install torch first).
+TORCH  ?= torch==2.13.0
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +16,14 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+# The neural backends' libraries: only the tests (and the GPU backends) need them, never `make demo`.
+$(VENV)/.neural: $(VENV)/.installed
+	$(PY) -m pip install -q '$(TORCH)'
+	$(PY) -m pip install -q -e '.[test,neural]'
+	touch $@
+
 install: $(VENV)/.installed
+neural: $(VENV)/.neural
 
 home:
 	mkdir -p $(DAGSTER_HOME)
@@ -21,7 +32,7 @@ home:
 demo: install home  ## run the whole pipeline on the sample products (local store, CPU backends)
 	$(PY) -m adgen_dagster.demo
 
-test: install  ## the whole test suite
+test: neural  ## the whole test suite (installs torch, transformers, diffusers for the neural backends' tests)
 	$(PY) -m pytest -q -n 2
 
 ui: install home  ## the Dagster UI on http://127.0.0.1:3000 (same instance as `make demo`)

@@ -22,6 +22,7 @@ from adgen_dagster.imaging.composite import CompositeParams
 from adgen_dagster.imaging.decode import DecodeParams
 from adgen_dagster.imaging.retouch import RetouchParams
 from adgen_dagster.imaging.segment import SegmentParams
+from adgen_dagster.models.params import BiRefNetParams, FluxParams, GpuSettings, QwenParams
 
 
 class StoreSettings(BaseModel):
@@ -69,9 +70,13 @@ class AdgenSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ADGEN_", env_nested_delimiter="__", extra="ignore")
 
     store: StoreSettings = StoreSettings()
-    segmenter: str = Field("classical", description="Cut-out backend (ADGEN_SEGMENTER).")
-    background: str = Field("studio", description="Background backend (ADGEN_BACKGROUND).")
-    analyzer: str = Field("classical", description="Analysis backend (ADGEN_ANALYZER).")
+    segmenter: str = Field("classical", description="Cut-out backend: classical | birefnet (ADGEN_SEGMENTER).")
+    background: str = Field("studio", description="Background backend: studio | flux (ADGEN_BACKGROUND).")
+    analyzer: str = Field("classical", description="Analysis backend: classical | qwen2-vl (ADGEN_ANALYZER).")
+    gpu: GpuSettings = GpuSettings()
+    birefnet: BiRefNetParams = BiRefNetParams()
+    flux: FluxParams = FluxParams()
+    qwen2_vl: QwenParams = QwenParams()
     decode: DecodeParams = DecodeParams()
     segment: SegmentParams = SegmentParams()
     backdrop: BackdropParams = BackdropParams()

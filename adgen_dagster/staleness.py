@@ -19,6 +19,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 import dagster as dg
 from dagster._core.events import DagsterEventType
 
+from adgen_dagster.backends import default_params
 from adgen_dagster.imaging import ads, analyze, backdrop, composite, decode, retouch, segment
 from adgen_dagster.settings import AdgenSettings, get_settings
 from resources.stages import settings_key
@@ -35,15 +36,19 @@ def current_settings_keys(settings: AdgenSettings | None = None) -> dict[str, st
     settings, backend), so a default run's metadata matches these keys exactly.
     """
     s = settings or get_settings()
-    seg = settings_key("segmentation", segment.VERSION, s.segment, s.segmenter)
+
+    def bp(kind: str, name: str):
+        return default_params(kind, name, s)
+
+    seg = settings_key("segmentation", segment.VERSION, s.segment, s.segmenter, bp("segmenter", s.segmenter))
     return {
         "product_image": settings_key("product_image", decode.VERSION, s.decode),
         "nobg_image": seg,
         "mask": seg,
-        "background": settings_key("background", backdrop.VERSION, s.backdrop, s.background),
+        "background": settings_key("background", backdrop.VERSION, s.backdrop, s.background, bp("background", s.background)),
         "composite": settings_key("composite", composite.VERSION, s.composite),
         "retouched": settings_key("retouched", retouch.VERSION, s.retouch),
-        "analysis": settings_key("analysis", analyze.VERSION, s.analysis, s.analyzer),
+        "analysis": settings_key("analysis", analyze.VERSION, s.analysis, s.analyzer, bp("analyzer", s.analyzer)),
         "ad_creatives": settings_key("ad_creatives", ads.VERSION, s.ads),
     }
 

@@ -8,14 +8,15 @@ from adgen_dagster.partitions import products_partitions
 from adgen_dagster.settings import get_settings
 from assets_defs.checks import ANALYSIS_SCHEMA, analysis_schema_result, worst
 from assets_defs.common import failures_named, materialize_stage, run_metadata, stage_metadata
-from assets_defs.config import stage_config, to_params
+from assets_defs.config import backend_fields, configured_backend, stage_config, to_params
 from resources import stages
+from resources.gpu_resource import GPU, GpuResource
 from resources.store_resource import StoreResource
 
 AnalysisConfig = stage_config(
     "AnalysisConfig",
     get_settings().analysis,
-    backend=(str, get_settings().analyzer, "Analysis backend: 'classical' (CPU, no weights)."),
+    **backend_fields("analyzer", get_settings().analyzer, "Analysis backend."),
 )
 
 
@@ -25,20 +26,23 @@ AnalysisConfig = stage_config(
     group_name="adgen",
     backfill_policy=dg.BackfillPolicy.multi_run(get_settings().batch_size),
     pool="gpu",
+    resource_defs={"gpu": GPU},
     code_version=analyze.VERSION,
     kinds={"json"},
     check_specs=[dg.AssetCheckSpec(ANALYSIS_SCHEMA, asset="analysis", description="analysis.json validates against the Analysis schema.")],
     description="Tone, brightness, main colours, mood, product box, the recommended text zone and "
     "text colour with its WCAG contrast (schema: schemas/analysis.schema.json).",
 )
-def analysis(context: dg.AssetExecutionContext, config: AnalysisConfig, store: StoreResource):
+def analysis(context: dg.AssetExecutionContext, config: AnalysisConfig, store: StoreResource, gpu: GpuResource):
     with failures_named("analysis"):
         params = to_params(config, AnalysisParams)
-        compute = stages.analysis(params, config.backend)
+        backend = configured_backend("analyzer", config, gpu)
+        compute = stages.analysis(params, backend)
     results = materialize_stage(
         context, store, "analysis", analyze.VERSION, params,
         compute=lambda pid: compute,
         backend=config.backend,
+        backend_params=backend.params,
     )
     return dg.MaterializeResult(
         metadata=run_metadata({

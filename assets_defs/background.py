@@ -7,14 +7,15 @@ from adgen_dagster.imaging.backdrop import BackdropParams
 from adgen_dagster.partitions import products_partitions
 from adgen_dagster.settings import get_settings
 from assets_defs.common import failures_named, materialize_stage, run_metadata, stage_metadata
-from assets_defs.config import stage_config, to_params
+from assets_defs.config import backend_fields, configured_backend, stage_config, to_params
 from resources import stages
+from resources.gpu_resource import GPU, GpuResource
 from resources.store_resource import StoreResource
 
 BackgroundConfig = stage_config(
     "BackgroundConfig",
     get_settings().backdrop,
-    backend=(str, get_settings().background, "Background backend: 'studio' (CPU, no weights)."),
+    **backend_fields("background", get_settings().background, "Background backend."),
 )
 
 
@@ -24,20 +25,23 @@ BackgroundConfig = stage_config(
     group_name="adgen",
     backfill_policy=dg.BackfillPolicy.multi_run(get_settings().batch_size),
     pool="gpu",
+    resource_defs={"gpu": GPU},
     code_version=backdrop.VERSION,
     kinds={"image"},
     description="A new background (studio sweep or gradient) in colours chosen from the product's "
     "details (palette, style) or, failing those, a tint that sets off the product's own colours.",
 )
-def background(context: dg.AssetExecutionContext, config: BackgroundConfig, store: StoreResource) -> dg.MaterializeResult:
+def background(context: dg.AssetExecutionContext, config: BackgroundConfig, store: StoreResource, gpu: GpuResource) -> dg.MaterializeResult:
     with failures_named("background"):
         params = to_params(config, BackdropParams)
-        compute = stages.background(params, config.backend)
+        backend = configured_backend("background", config, gpu)
+        compute = stages.background(params, backend)
     results = materialize_stage(
         context, store, "background", backdrop.VERSION, params,
         compute=lambda pid: compute,
         inputs=lambda pid: {"product_id": pid.encode()},
         backend=config.backend,
+        backend_params=backend.params,
     )
     return dg.MaterializeResult(metadata=run_metadata({
         pid: stage_metadata(store, pid, r, "background.png", backdrop.VERSION, config.backend) for pid, r in results.items()

@@ -19,11 +19,12 @@ from adgen_dagster.imaging.decode import BadImageError
 from adgen_dagster.imaging.details import DetailsError
 from resources.object_store import ObjectNotFound, StoreError
 from resources.products import product_key
-from resources.stages import STAGE_INPUTS, Compute, Files, StageResult, run_stage
+from resources.model_host import ModelError
+from resources.stages import STAGE_INPUTS, Compute, Files, StageResult, run_stage, stage_key
 from resources.store_resource import StoreResource
 
 # Errors whose message is already the whole story for the user.
-USER_ERRORS = (BadImageError, DetailsError, ObjectNotFound, StoreError, ValueError)
+USER_ERRORS = (BadImageError, DetailsError, ObjectNotFound, StoreError, ModelError, ValueError)
 
 
 @contextmanager
@@ -60,20 +61,67 @@ def materialize_stage(
     compute: Callable[[str], Compute],
     inputs: Callable[[str], Files] = lambda pid: {},
     backend: str = "",
+    backend_params: BaseModel | None = None,
 ) -> dict[str, StageResult]:
     """Run one stage for every product of this run; returns {pid: result}.
 
     `compute(pid)` gives the compute function; the stage reads its product files
-    (`stages.STAGE_INPUTS`) itself, and `inputs(pid)` adds bytes from elsewhere.
+    (`stages.STAGE_INPUTS`) itself, and `inputs(pid)` adds bytes from elsewhere. A compute
+    with a `.batch` (a model that takes several images per pass) first gets every cache
+    miss of the run in batches; a batch that fails is redone product by product, so a
+    bad product still fails only its own partition.
     """
     s, cache = store.get_store(), store.get_cache()
+    pids = partition_keys(context)
+    input_files = STAGE_INPUTS.get(stage, ())
+    done = _precompute_batches(context, s, cache, pids, stage, version, params, compute, inputs, backend,
+                               backend_params, input_files)
     results: dict[str, StageResult] = {}
-    for pid in partition_keys(context):
+    for pid in pids:
         with failures_named(stage, pid):
-            results[pid] = r = run_stage(s, cache, pid, stage, version, params, inputs(pid), compute(pid), backend=backend,
-                                          input_files=STAGE_INPUTS.get(stage, ()))
+            given = inputs(pid)  # before compute(pid): a stage may learn about the product from its inputs
+            fn = compute(pid)
+            if pid in done:
+                fn = (lambda ready: (lambda files: ready))(done.pop(pid))
+            results[pid] = r = run_stage(s, cache, pid, stage, version, params, given, fn, backend=backend,
+                                          backend_params=backend_params, input_files=input_files)
             context.log.info(f"{stage} {pid}: cache {r.cache} ({r.key[:12]}), {r.timings_ms}")
     return results
+
+
+def _precompute_batches(context, s, cache, pids, stage, version, params, compute, inputs, backend, backend_params,
+                        input_files) -> dict[str, tuple[Files, dict]]:
+    """{pid: (outputs, metadata)} for the cache misses of a batching stage; {} otherwise."""
+    try:
+        fn = compute(pids[0]) if len(pids) > 1 else None
+    except Exception:  # that product's own step reports it
+        fn = None
+    if getattr(fn, "batch", None) is None:
+        return {}
+    misses: dict[str, Files] = {}
+    for pid in pids:
+        try:
+            key, files = stage_key(s, cache, pid, stage, version, params, inputs(pid), backend, backend_params, input_files)
+            if cache.manifest(stage, key) is None:
+                for name in input_files:
+                    files.setdefault(name, s.get(product_key(pid, name)))
+                misses[pid] = files
+        except Exception:  # this product's own step reports it
+            continue
+    done: dict[str, tuple[Files, dict]] = {}
+    order = list(misses)
+    size = max(1, int(getattr(fn, "batch_size", 4)))
+    for start in range(0, len(order), size):
+        chunk = order[start:start + size]
+        try:
+            for pid, out in zip(chunk, fn.batch([misses[p] for p in chunk])):
+                done[pid] = out
+        except Exception as exc:
+            context.log.warning(f"{stage}: batch {', '.join(chunk)} failed ({type(exc).__name__}: {exc}); "
+                                "running those products one by one")
+    if done:
+        context.log.info(f"{stage}: {len(done)} product(s) computed in batches of up to {size}")
+    return done
 
 
 def _value(key: str, value: Any):

@@ -29,3 +29,28 @@ def stage_config(name: str, params: BaseModel, **extra: tuple[type, Any, str]) -
 def to_params(config: dg.Config, params_cls: type[P]) -> P:
     """The core's parameter model from a run's config (validated by the core's own rules)."""
     return params_cls.model_validate({n: getattr(config, n) for n in params_cls.model_fields})
+
+
+def backend_fields(kind: str, default: str, help_text: str) -> dict[str, tuple[type, Any, str]]:
+    """`backend` plus one nested config per backend of `kind` that has settings of its own."""
+    from adgen_dagster.backends import TABLES
+    from adgen_dagster.settings import get_settings
+
+    table, setting = TABLES[kind]
+    fields: dict[str, tuple[type, Any, str]] = {
+        "backend": (str, default, f"{help_text} One of: {', '.join(sorted(table))} ({setting})."),
+    }
+    for name, spec in table.items():
+        if spec.params is not None:
+            cls = stage_config(f"{spec.params.__name__.removesuffix('Params')}Config", getattr(get_settings(), spec.settings_field))
+            fields[spec.settings_field] = (cls, cls(), f"Settings of the '{name}' backend: {spec.description}.")
+    return fields
+
+
+def configured_backend(kind: str, config: dg.Config, gpu: Any):
+    """The backend a run's config selects, built with that config's settings on the GPU resource's host."""
+    from adgen_dagster.backends import resolve, spec
+
+    s = spec(kind, config.backend)
+    params = s.params.model_validate(getattr(config, s.settings_field).model_dump()) if s.params is not None else None
+    return resolve(kind, config.backend, params, gpu.get_host() if s.params is not None else None)

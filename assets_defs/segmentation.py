@@ -8,14 +8,15 @@ from adgen_dagster.partitions import products_partitions
 from adgen_dagster.settings import get_settings
 from assets_defs.checks import MASK_COVERAGE, mask_coverage_result, worst
 from assets_defs.common import failures_named, materialize_stage, run_metadata, stage_metadata
-from assets_defs.config import stage_config, to_params
+from assets_defs.config import backend_fields, configured_backend, stage_config, to_params
 from resources import stages
+from resources.gpu_resource import GPU, GpuResource
 from resources.store_resource import StoreResource
 
 SegmentConfig = stage_config(
     "SegmentConfig",
     get_settings().segment,
-    backend=(str, get_settings().segmenter, "Cut-out backend: 'classical' (CPU, no weights)."),
+    **backend_fields("segmenter", get_settings().segmenter, "Cut-out backend."),
 )
 
 
@@ -30,18 +31,21 @@ SegmentConfig = stage_config(
     group_name="adgen",
     backfill_policy=dg.BackfillPolicy.multi_run(get_settings().batch_size),
     pool="gpu",
+    resource_defs={"gpu": GPU},
     name="segmentation",
     code_version=segment.VERSION,
     can_subset=False,
 )
-def segmentation(context: dg.AssetExecutionContext, config: SegmentConfig, store: StoreResource):
+def segmentation(context: dg.AssetExecutionContext, config: SegmentConfig, store: StoreResource, gpu: GpuResource):
     with failures_named("segmentation"):
         params = to_params(config, SegmentParams)
-        compute = stages.segmentation(params, config.backend)
+        backend = configured_backend("segmenter", config, gpu)
+        compute = stages.segmentation(params, backend)
     results = materialize_stage(
         context, store, "segmentation", segment.VERSION, params,
         compute=lambda pid: compute,
         backend=config.backend,
+        backend_params=backend.params,
     )
     v = segment.VERSION
     yield dg.MaterializeResult(asset_key="nobg_image", metadata=run_metadata({

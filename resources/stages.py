@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 from pydantic import BaseModel
 
-from adgen_dagster.backends import get_analyzer, get_background, get_segmenter
+from adgen_dagster.backends import Backend, get_analyzer, get_background, get_segmenter
 from adgen_dagster.imaging import ads, analyze, backdrop, composite, decode, retouch, segment
 from adgen_dagster.imaging.analysis_model import Analysis
 from adgen_dagster.imaging.decode import decode_upload
@@ -59,7 +59,7 @@ def run_stage(
     inputs: Files,
     compute: Compute,
     backend: str = "",
-    model_id: str = "",
+    backend_params: BaseModel | None = None,
     input_files: tuple[str, ...] = (),
 ) -> StageResult:
     """Look up or compute one stage for one product and write its outputs.
@@ -70,15 +70,7 @@ def run_stage(
     digest already matches are not written again.
     """
     t = time.perf_counter()
-    files = dict(inputs)
-    digests = {n: sha256_hex(b) for n, b in inputs.items()}
-    for name in input_files:
-        digest = store.digest(product_key(pid, name)) if cache.enabled else None
-        if digest is None:
-            files[name] = store.get(product_key(pid, name))
-            digest = sha256_hex(files[name])
-        digests[name] = digest
-    key = cache_key(stage, version, backend, model_id, params.model_dump(mode="json"), digests)
+    key, files = stage_key(store, cache, pid, stage, version, params, inputs, backend, backend_params, input_files)
     timings = {"cache_lookup": _ms(t)}
 
     t = time.perf_counter()
@@ -108,12 +100,43 @@ def run_stage(
     for name, data in written.items():
         store.put(product_key(pid, name), data, CONTENT_TYPES.get(name[name.rfind("."):]))
     timings["write"] = _ms(t)
-    return StageResult(stage, key, status, written, metadata, timings, settings_key(stage, version, params, backend, model_id))
+    return StageResult(stage, key, status, written, metadata, timings,
+                       settings_key(stage, version, params, backend, backend_params))
 
 
-def settings_key(stage: str, version: str, params: BaseModel, backend: str = "", model_id: str = "") -> str:
+def stage_key(
+    store: ObjectStore, cache: ResultCache, pid: str, stage: str, version: str, params: BaseModel, inputs: Files,
+    backend: str = "", backend_params: BaseModel | None = None, input_files: tuple[str, ...] = (),
+) -> tuple[str, Files]:
+    """(cache key, the files read to make it): inputs' digests come from the store when it has them."""
+    files = dict(inputs)
+    digests = {n: sha256_hex(b) for n, b in inputs.items()}
+    for name in input_files:
+        digest = store.digest(product_key(pid, name)) if cache.enabled else None
+        if digest is None:
+            files[name] = store.get(product_key(pid, name))
+            digest = sha256_hex(files[name])
+        digests[name] = digest
+    return cache_key(stage, version, backend, _model_id(backend_params), _key_params(params, backend_params), digests), files
+
+
+def _model_id(backend_params: BaseModel | None) -> str:
+    return str(getattr(backend_params, "model", "")) if backend_params is not None else ""
+
+
+def _key_params(params: BaseModel, backend_params: BaseModel | None) -> dict:
+    """The stage's settings, plus a neural backend's own (minus those that only change speed)."""
+    doc = params.model_dump(mode="json")
+    if backend_params is not None:
+        doc["backend_params"] = (backend_params.key_params() if hasattr(backend_params, "key_params")
+                                 else backend_params.model_dump(mode="json"))
+    return doc
+
+
+def settings_key(stage: str, version: str, params: BaseModel, backend: str = "",
+                 backend_params: BaseModel | None = None) -> str:
     """What decides a stage's output besides its inputs; a change makes earlier outputs stale."""
-    return cache_key(stage, version, backend, model_id, params.model_dump(mode="json"), {})[:16]
+    return cache_key(stage, version, backend, _model_id(backend_params), _key_params(params, backend_params), {})[:16]
 
 
 # --- the stages: pure functions of their input files and settings -------------------------
@@ -136,24 +159,39 @@ def product_image(params: decode.DecodeParams, file_name: str) -> Compute:
     return compute
 
 
-def segmentation(params: segment.SegmentParams, backend: str) -> Compute:
-    segmenter = get_segmenter(backend)
+def _backend(kind_get: Callable[[str], Backend], backend: "str | Backend") -> Backend:
+    return backend if isinstance(backend, Backend) else kind_get(backend)
 
-    def compute(files: Files) -> tuple[Files, dict]:
-        cut = segmenter(decode_png(files["product_image.png"]), params)
+
+def segmentation(params: segment.SegmentParams, backend: "str | Backend") -> Compute:
+    """A segmenter with `.batch` (BiRefNet) gives the compute a `.batch` too: many products per pass."""
+    segmenter = _backend(get_segmenter, backend)
+
+    def outputs(cut: segment.Cutout) -> tuple[Files, dict]:
         return (
             {"nobg_image.png": encode_png(cut.rgba), "mask.png": encode_png(cut.mask)},
             {"width": cut.rgba.width, "height": cut.rgba.height,
              "coverage": round(float(np.asarray(cut.mask, dtype=np.float32).mean() / 255.0), 5),
-             "preview": preview_markdown(cut.rgba), "mask_preview": preview_markdown(cut.mask)},
+             "preview": preview_markdown(cut.rgba), "mask_preview": preview_markdown(cut.mask),
+             **segmenter.last_metadata()},
         )
 
+    def compute(files: Files) -> tuple[Files, dict]:
+        return outputs(segmenter(decode_png(files["product_image.png"]), params))
+
+    batch = getattr(segmenter.fn, "batch", None)
+    if batch is not None:
+        def compute_batch(many: list[Files]) -> list[tuple[Files, dict]]:
+            return [outputs(c) for c in batch([decode_png(f["product_image.png"]) for f in many], params)]
+
+        compute.batch = compute_batch  # type: ignore[attr-defined]
+        compute.batch_size = getattr(segmenter.params, "batch_size", 1)  # type: ignore[attr-defined]
     return compute
 
 
-def background(params: backdrop.BackdropParams, backend: str) -> Compute:
+def background(params: backdrop.BackdropParams, backend: "str | Backend") -> Compute:
     """inputs also hold `product_id`: the default seed derives from it."""
-    render = get_background(backend)
+    render = _backend(get_background, backend)
 
     def compute(files: Files) -> tuple[Files, dict]:
         details = ProductDetails.model_validate_json(files["details.json"])
@@ -163,7 +201,7 @@ def background(params: backdrop.BackdropParams, backend: str) -> Compute:
         return (
             {"background.png": encode_png(img)},
             {"width": img.width, "height": img.height, "seed": seed, "product_colours": ", ".join(colours),
-             "style": details.style or "(none)", "preview": preview_markdown(img)},
+             "style": details.style or "(none)", "preview": preview_markdown(img), **render.last_metadata()},
         )
 
     return compute
@@ -194,8 +232,8 @@ def retouch_stage(params: retouch.RetouchParams) -> Compute:
     return compute
 
 
-def analysis(params: analyze.AnalysisParams, backend: str) -> Compute:
-    analyzer = get_analyzer(backend)
+def analysis(params: analyze.AnalysisParams, backend: "str | Backend") -> Compute:
+    analyzer = _backend(get_analyzer, backend)
 
     def compute(files: Files) -> tuple[Files, dict]:
         result: Analysis = analyzer(decode_png(files["retouched.png"]), decode_png(files["composite_mask.png"]), params)
@@ -204,7 +242,8 @@ def analysis(params: analyze.AnalysisParams, backend: str) -> Compute:
             {"analysis.json": encode_json(doc)},
             {"tone": result.tone, "mood": ", ".join(result.mood), "text_zone": result.text_zone.position,
              "text_colour": result.text_colour, "text_contrast": round(result.text_contrast, 2),
-             "main_colours": ", ".join(c.hex for c in result.main_colours), "analysis": doc},
+             "main_colours": ", ".join(c.hex for c in result.main_colours), "analysis": doc,
+             **analyzer.last_metadata()},
         )
 
     return compute

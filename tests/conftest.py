@@ -1,4 +1,6 @@
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import dagster as dg
@@ -8,6 +10,12 @@ from resources.object_store import LocalObjectStore
 from resources.products import register_upload
 from resources.store_resource import StoreResource
 from tests.imagegen import encode, product_photo
+
+# Tests never reach a model hub: the neural backends load tiny models built in the tests,
+# and transformers writes remote code (BiRefNet's) under HF_HOME, which must be writable.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="adgen-hf-"))
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "adgen_dagster" / "samples" / "abo"

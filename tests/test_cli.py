@@ -258,10 +258,17 @@ def test_doctor_reports_settings_and_fails_on_a_backend_that_cannot_run(tmp_path
                  "NanumSquareB.ttf: found", "ok: everything configured can run here"):
         assert text in r.out, text
 
-    r = adgen("doctor", cwd=tmp_path, env={"ADGEN_SEGMENTER": "birefnet"})
+    r = adgen("doctor", cwd=tmp_path, env={"ADGEN_SEGMENTER": "birefnet-typo"})
     assert r.returncode == 1
-    assert "adgen doctor: ADGEN_SEGMENTER='birefnet': unknown segmenter backend; set ADGEN_SEGMENTER to one of: classical" in r.err
+    assert ("adgen doctor: ADGEN_SEGMENTER='birefnet-typo': unknown segmenter backend; set ADGEN_SEGMENTER to one of: "
+            "birefnet, classical") in r.err
     assert "CANNOT RUN" in r.out and "Traceback" not in r.err
+
+    # A neural backend without its weights (and, here, without a GPU) names the setting to change.
+    r = adgen("doctor", cwd=tmp_path, env={"ADGEN_SEGMENTER": "birefnet", "ADGEN_BIREFNET__MODEL": "nobody/nothing",
+                                           "HF_HOME": str(tmp_path / "hf")})
+    assert r.returncode == 1 and "Traceback" not in r.err
+    assert "ADGEN_BIREFNET__MODEL='nobody/nothing': weights not found" in r.err or "is not installed" in r.err
 
     (tmp_path / "a-file").write_text("x")
     r = adgen("doctor", cwd=tmp_path, env={"ADGEN_STORE__ROOT": str(tmp_path / "a-file" / "store"),

@@ -115,6 +115,32 @@ def gpu_lines() -> list[str]:
     return lines
 
 
+def neural_check(settings, kind: str, name: str, env: str) -> tuple[str, str | None]:
+    """(what was found, problem or None) for a neural backend: libraries, weights, device."""
+    from adgen_dagster import backends
+
+    spec = backends.spec(kind, name)
+    params = getattr(settings, spec.settings_field)
+    setting = f"ADGEN_{spec.settings_field.upper()}__MODEL"
+    for module in ("torch", "transformers", "diffusers"):
+        try:
+            __import__(module)
+        except Exception:  # noqa: BLE001
+            return "CANNOT RUN", (f"{env}={name!r}: {module} is not installed; pip install -e '.[neural]' "
+                                  f"or set {env} back to the CPU backend")
+    from adgen_dagster.models.weights import locate
+    from resources.model_host import ModelError, ModelHost
+
+    marker = "model_index.json" if name == "flux" else "config.json"
+    try:
+        folder = locate(params.model, setting, marker)
+        host = ModelHost(settings.gpu)
+        host.require_accelerator(name, env)
+    except ModelError as exc:
+        return "CANNOT RUN", str(exc)
+    return f"ok: {folder} on {host.device}", None
+
+
 def font_lines(settings) -> tuple[list[str], list[str]]:
     from adgen_dagster.imaging import ads
 
@@ -190,12 +216,15 @@ def doctor(
         for line in gpu_lines():
             out(f"  {line}")
         out("\nModel weights:")
-        for field, table_name, kind, _env in BACKENDS:
+        for field, table_name, kind, env in BACKENDS:
             name = getattr(settings, field)
             if name in CPU_BACKENDS:
                 out(f"  {kind:<11} {name:<12} none needed")
             elif name in getattr(backends, table_name):
-                out(f"  {kind:<11} {name:<12} not checked by this version")
+                line, problem = neural_check(settings, kind, name, env)
+                out(f"  {kind:<11} {name:<12} {line}")
+                if problem:
+                    problems.append(problem)
             else:
                 out(f"  {kind:<11} {name:<12} unknown backend (see above)")
 

@@ -1,0 +1,59 @@
+"""Where a model's weights are: a local folder, or a snapshot already in the Hugging Face cache.
+
+Code never downloads (the machines this runs on may have no network, and a silent 30 GB
+download in the middle of a run is not what an operator expects): a hub id is looked up
+in the local hub cache only, and anything missing is one error that says how to fetch
+it and which setting to change.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from resources.model_host import ModelError
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def hub_cache() -> Path:
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    home = Path(os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def _snapshot(repo_id: str) -> Path | None:
+    """The hub cache's snapshot folder for `repo_id` (the one `refs/main` names, else the newest)."""
+    repo = hub_cache() / ("models--" + repo_id.replace("/", "--"))
+    snaps = repo / "snapshots"
+    if not snaps.is_dir():
+        return None
+    ref = repo / "refs" / "main"
+    if ref.is_file():
+        cand = snaps / ref.read_text().strip()
+        if cand.is_dir():
+            return cand
+    found = sorted((p for p in snaps.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+    return found[0] if found else None
+
+
+def locate(ref: str, setting: str, marker: str = "config.json") -> Path:
+    """The local folder holding the weights named by `ref` (a path or a hub id)."""
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        if not (path / marker).is_file():
+            raise ModelError(f"{setting}={ref!r}: the folder has no {marker}; point {setting} at the model's folder "
+                             f"(the one holding {marker})")
+        return path
+    if HUB_ID.match(ref) and not path.exists():
+        snap = _snapshot(ref)
+        if snap is not None and (snap / marker).is_file():
+            return snap
+        raise ModelError(
+            f"{setting}={ref!r}: weights not found: not a local folder and not in the Hugging Face cache ({hub_cache()}). "
+            f"Fetch them on a machine with network (`hf download {ref}`; copy the cache or a folder here) and set "
+            f"{setting} to the folder, or HF_HOME to the cache"
+        )
+    raise ModelError(f"{setting}={ref!r}: no such folder; set {setting} to the model's folder or a Hugging Face id")

@@ -1,0 +1,370 @@
+"""One host per process for the neural models: device, precision, memory budget, GPU lock.
+
+Why this exists: the reference system loaded one model at a time onto a 24 GB card and
+crashed about 5% of the time. Here every model a backend needs is loaded through
+`ModelHost.model()`, which
+
+- serialises loading and inference across steps, runs and processes with a lock file
+  (`fcntl.flock`: the kernel drops it when the holder dies, so a killed run never leaves
+  the GPU locked);
+- keeps loaded models in the process within a memory budget, unloading the least
+  recently used first and really returning the memory (no references kept,
+  `gc.collect()`, `torch.cuda.empty_cache()`), so a run over many products loads each
+  model once;
+- turns an out-of-memory error into one `ModelError` that names the settings to change,
+  after freeing what it can, so only that product's step fails.
+
+Dagster-free (the command line uses it too); torch is imported only when a model is used.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import gc
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+from adgen_dagster.models.params import GpuSettings
+
+log = logging.getLogger("adgen_dagster.models")
+M = TypeVar("M")
+
+
+class ModelError(RuntimeError):
+    """A neural backend cannot run; the message says which setting to change."""
+
+
+def import_torch(backend: str, setting: str):
+    """torch, or one error that says how to install it or switch the backend off."""
+    try:
+        import torch
+    except ImportError:
+        raise ModelError(
+            f"the {backend} backend needs torch, transformers and diffusers, which are not installed: "
+            f"pip install -e '.[neural]' (with the torch build for your GPU), or set {setting} back to the CPU backend"
+        ) from None
+    return torch
+
+
+def is_oom(exc: BaseException) -> bool:
+    name = type(exc).__name__
+    return name == "OutOfMemoryError" or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+
+
+class GpuLock:
+    """A cross-process, per-device lock; re-entrant within a process.
+
+    `flock` belongs to the open file, so the kernel releases it when the holding process
+    exits for any reason (kill -9 included): the lock cannot outlive its holder. The
+    holder's pid is written into the file only to say who is being waited for.
+    """
+
+    def __init__(self, path: Path, timeout_s: float):
+        self.path = Path(path)
+        self.timeout_s = timeout_s
+        self._local = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        self.waited_s = 0.0
+
+    def __enter__(self) -> "GpuLock":
+        self._local.acquire()
+        if self._depth == 0:
+            try:
+                self._acquire_file()
+            except BaseException:
+                self._local.release()
+                raise
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+        self._local.release()
+
+    def _acquire_file(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        t0 = time.monotonic()
+        delay, told = 0.01, False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = time.monotonic() - t0
+                if waited > self.timeout_s:
+                    os.close(fd)
+                    raise ModelError(
+                        f"waited {waited:.0f} s for the GPU lock {self.path} held by {self.holder() or 'another process'}; "
+                        f"raise ADGEN_GPU__LOCK_TIMEOUT_S or check what holds the GPU"
+                    ) from None
+                if not told and waited > 1.0:
+                    log.info("waiting for the GPU lock %s held by %s", self.path, self.holder() or "another process")
+                    told = True
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+        self.waited_s = time.monotonic() - t0
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def holder(self) -> str:
+        try:
+            return self.path.read_text().strip()
+        except OSError:
+            return ""
+
+
+def model_bytes(obj: Any) -> int:
+    """Bytes of parameters and buffers in a module, a pipeline's components, or a tuple of them."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - a model implies torch
+        return 0
+    seen: set[int] = set()
+    total = 0
+
+    def visit(o: Any, depth: int = 0) -> None:
+        nonlocal total
+        if o is None or depth > 3 or id(o) in seen:
+            return
+        seen.add(id(o))
+        if isinstance(o, torch.nn.Module):
+            for t in list(o.parameters()) + list(o.buffers()):
+                if id(t) not in seen:
+                    seen.add(id(t))
+                    total += t.numel() * t.element_size()
+        elif isinstance(o, dict):
+            for v in o.values():
+                visit(v, depth + 1)
+        elif isinstance(o, (list, tuple)):
+            for v in o:
+                visit(v, depth + 1)
+        elif hasattr(o, "components") and isinstance(o.components, dict):  # a diffusers pipeline
+            visit(o.components, depth + 1)
+        elif hasattr(o, "__dict__"):
+            for v in vars(o).values():
+                if isinstance(v, (torch.nn.Module, dict, list, tuple)):
+                    visit(v, depth + 1)
+
+    visit(obj)
+    return total
+
+
+@dataclass
+class _Loaded:
+    model: Any
+    nbytes: int
+    load_ms: float
+
+
+class ModelHost:
+    """Loaded models, the device they run on and the lock around them (one per process)."""
+
+    def __init__(self, settings: GpuSettings | None = None):
+        self.settings = settings or GpuSettings()
+        self._models: "OrderedDict[str, _Loaded]" = OrderedDict()
+        self._device = None
+        self._lock: GpuLock | None = None
+        self._mutex = threading.RLock()
+        self.loads = 0  # models loaded by this host (a test and the metadata read it)
+
+    # --- device and precision ------------------------------------------------------------
+
+    @property
+    def device(self):
+        if self._device is None:
+            self._device = self._resolve_device()
+        return self._device
+
+    def _resolve_device(self):
+        torch = import_torch("neural", "ADGEN_GPU__DEVICE")
+        want = self.settings.device.strip().lower()
+        if want == "auto":
+            if torch.cuda.is_available():
+                return torch.device("cuda")
+            if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+                return torch.device("mps")
+            return torch.device("cpu")
+        if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", want):
+            raise ModelError(f"ADGEN_GPU__DEVICE={self.settings.device!r} is not a device; use auto, cuda, cuda:N, mps or cpu")
+        dev = torch.device(want)
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                raise ModelError("ADGEN_GPU__DEVICE asks for cuda but this machine has no usable CUDA GPU (or torch is a "
+                                 "CPU build); set ADGEN_GPU__DEVICE=auto or cpu")
+            if dev.index is not None and dev.index >= torch.cuda.device_count():
+                raise ModelError(f"ADGEN_GPU__DEVICE={want} but only {torch.cuda.device_count()} CUDA device(s) exist")
+        if dev.type == "mps" and not torch.backends.mps.is_available():
+            raise ModelError("ADGEN_GPU__DEVICE asks for mps but it is not available; set ADGEN_GPU__DEVICE=auto or cpu")
+        return dev
+
+    def require_accelerator(self, backend: str, setting: str) -> None:
+        """Full-size models on a CPU take hours: refuse unless the operator said yes."""
+        if self.device.type == "cpu" and not self.settings.allow_cpu:
+            raise ModelError(
+                f"the {backend} backend found no GPU (cuda or mps); set ADGEN_GPU__ALLOW_CPU=true to run it on the CPU "
+                f"(slow), point ADGEN_GPU__DEVICE at a GPU, or set {setting} to the CPU backend"
+            )
+
+    @property
+    def dtype(self):
+        torch = import_torch("neural", "ADGEN_GPU__DTYPE")
+        if self.settings.dtype != "auto":
+            return getattr(torch, self.settings.dtype)
+        if self.device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        if self.device.type == "mps":
+            return torch.float16
+        return torch.float32
+
+    def budget_bytes(self) -> int:
+        if self.settings.memory_budget_gb > 0:
+            return int(self.settings.memory_budget_gb * 1024**3)
+        if self.device.type == "cuda":
+            import torch
+
+            return int(torch.cuda.get_device_properties(self.device).total_memory * 0.9)
+        try:
+            return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.5)
+        except (ValueError, OSError, AttributeError):  # pragma: no cover
+            return 16 * 1024**3
+
+    # --- the lock ----------------------------------------------------------------------------
+
+    @property
+    def lock(self) -> GpuLock:
+        if self._lock is None:
+            folder = Path(self.settings.lock_dir or tempfile.gettempdir())
+            slug = str(self.device).replace(":", "-")
+            self._lock = GpuLock(folder / f"adgen-gpu-{slug}.lock", self.settings.lock_timeout_s)
+        return self._lock
+
+    # --- models ------------------------------------------------------------------------------
+
+    def model(self, key: str, load: Callable[[], M], what: str = "") -> M:
+        """The model under `key`, loaded by `load()` the first time (under the lock).
+
+        After loading, least recently used models are unloaded until the total fits the
+        budget; a model larger than the whole budget is kept alone (with a warning)
+        rather than refused, since it is what the step needs now.
+        """
+        with self._mutex:
+            hit = self._models.get(key)
+            if hit is not None:
+                self._models.move_to_end(key)
+                return hit.model
+            with self.lock, self.oom_guard(f"loading {what or key}"):
+                t0 = time.perf_counter()
+                model = load()
+                nbytes = model_bytes(model)
+                load_ms = round((time.perf_counter() - t0) * 1000, 1)
+            self.loads += 1
+            self._models[key] = _Loaded(model, nbytes, load_ms)
+            del model
+            self._fit_budget(keep=key)
+            log.info("loaded %s in %.0f ms (%.1f MB) on %s", what or key, load_ms, nbytes / 1e6, self.device)
+            return self._models[key].model
+
+    def load_ms(self, key: str) -> float | None:
+        hit = self._models.get(key)
+        return hit.load_ms if hit else None
+
+    def loaded(self) -> dict[str, int]:
+        """Loaded model keys and their bytes, least recently used first."""
+        return {k: v.nbytes for k, v in self._models.items()}
+
+    def _fit_budget(self, keep: str) -> None:
+        budget = self.budget_bytes()
+        while sum(m.nbytes for m in self._models.values()) > budget and len(self._models) > 1:
+            oldest = next(k for k in self._models if k != keep)
+            self.unload(oldest)
+        if self._models[keep].nbytes > budget:
+            log.warning("%s needs %.1f GB, more than ADGEN_GPU__MEMORY_BUDGET_GB allows (%.1f GB); kept alone",
+                        keep, self._models[keep].nbytes / 1024**3, budget / 1024**3)
+
+    def unload(self, key: str) -> None:
+        entry = self._models.pop(key, None)
+        if entry is None:
+            return
+        log.info("unloaded %s (%.1f MB)", key, entry.nbytes / 1e6)
+        del entry
+        self._free_memory()
+
+    def clear(self) -> None:
+        for key in list(self._models):
+            self.unload(key)
+        self._free_memory()
+
+    def _free_memory(self) -> None:
+        gc.collect()
+        try:
+            import torch
+        except ImportError:  # pragma: no cover
+            return
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            torch.mps.empty_cache()
+
+    # --- inference ---------------------------------------------------------------------------
+
+    @contextmanager
+    def inference(self, what: str) -> Iterator[dict]:
+        """Hold the lock and turn OOM into a `ModelError`; yields a dict that gets `inference_ms`."""
+        timing: dict[str, float] = {}
+        with self.lock, self.oom_guard(what):
+            timing["lock_wait_ms"] = round(self.lock.waited_s * 1000, 1)
+            t0 = time.perf_counter()
+            try:
+                import torch
+
+                with torch.inference_mode():
+                    yield timing
+            finally:
+                timing["inference_ms"] = round((time.perf_counter() - t0) * 1000, 1)
+
+    @contextmanager
+    def oom_guard(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except Exception as exc:
+            if not is_oom(exc):
+                raise
+            self.clear()
+            raise ModelError(
+                f"out of memory on {self.device} while {what}; the loaded models were unloaded and the memory freed. "
+                f"Lower ADGEN_GPU__MEMORY_BUDGET_GB, the batch size (ADGEN_BIREFNET__BATCH_SIZE) or the image size "
+                f"(ADGEN_FLUX__WIDTH/HEIGHT, ADGEN_QWEN2_VL__IMAGE_SIZE), or set ADGEN_GPU__DEVICE to a larger GPU"
+            ) from None
+
+    def describe(self) -> dict:
+        return {"device": str(self.device), "dtype": str(self.dtype).replace("torch.", ""),
+                "models_loaded": list(self._models)}
+
+
+_HOSTS: dict[str, ModelHost] = {}
+_HOSTS_LOCK = threading.Lock()
+
+
+def host_for(settings: GpuSettings) -> ModelHost:
+    """The process-wide host for these settings, so models stay loaded across steps and runs."""
+    key = settings.model_dump_json()
+    with _HOSTS_LOCK:
+        if key not in _HOSTS:
+            _HOSTS[key] = ModelHost(settings)
+        return _HOSTS[key]
