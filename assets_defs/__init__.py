@@ -6,6 +6,7 @@ import dagster as dg
 
 # `backfill_policy=` on @asset is marked beta in Dagster 1.13; say so once here, not per asset.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", message="Parameter `resource_defs`", category=dg.BetaWarning)
 
 from assets_defs.ad_creatives import ad_creatives
 from assets_defs.analysis import analysis

@@ -38,3 +38,17 @@ def test_dagster_cli_validates_the_workspace(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Validation successful" in proc.stdout + proc.stderr
+
+
+def test_the_cpu_path_never_imports_torch():
+    """The neural libraries are optional: loading the code location and the CPU stages must not import them."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import adgen_dagster.definitions; from resources import stages; "
+            "from adgen_dagster.settings import get_settings as g; s = g(); "
+            "stages.segmentation(s.segment, 'classical'); stages.background(s.backdrop, 'studio'); "
+            "stages.analysis(s.analysis, 'classical'); "
+            "print(sorted(m for m in ('torch', 'transformers', 'diffusers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

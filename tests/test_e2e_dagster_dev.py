@@ -168,7 +168,7 @@ def test_dagster_dev_backfill_and_upload_sensor_over_graphql(dagster_dev):
         return runs if len(runs) == 2 and all(r["status"] == "SUCCESS" for r in runs) else None
 
     t1 = time.monotonic()
-    runs = wait_for("the backfill's runs", finished, 200 - (t1 - t0), proc, log, every=2.0)
+    runs = wait_for("the backfill's runs", finished, 420 - (t1 - t0), proc, log, every=2.0)
     print(f"backfill done {time.monotonic() - t1:.1f} s after launch")
     # batch size 2 over 3 neighbouring products: runs over [item-0..item-1] and [item-2..item-2]
     tags = [{t["key"]: t["value"] for t in r["tags"]} for r in runs]
@@ -196,7 +196,7 @@ def test_dagster_dev_backfill_and_upload_sensor_over_graphql(dagster_dev):
         return mine if mine and all(r["status"] == "SUCCESS" for r in runs) else None
 
     t2 = time.monotonic()
-    wait_for("the upload sensor's run", sensor_run_done, 180, proc, log, every=2.0)
+    wait_for("the upload sensor's run", sensor_run_done, 300, proc, log, every=2.0)
     print(f"sensor run done {time.monotonic() - t2:.1f} s after the upload")
     stats = gql(PARTITION_STATS, path=["ad_creatives"])["assetNodeOrError"]["partitionStats"]
     assert stats["numPartitions"] == 4 and stats["numMaterialized"] == 4, stats
