@@ -280,6 +280,16 @@ class ModelHost:
             log.info("loaded %s in %.0f ms (%.1f MB) on %s", what or key, load_ms, nbytes / 1e6, self.device)
             return self._models[key].model
 
+    def put(self, key: str, model: Any, load_ms: float = 0.0) -> None:
+        """Adopt a model built elsewhere under `key` (benchmarks with random full-size weights).
+
+        A backend asking for `key` then uses it as if it had loaded it; the budget applies.
+        """
+        with self._mutex:
+            self.unload(key)
+            self._models[key] = _Loaded(model, model_bytes(model), load_ms)
+            self._fit_budget(keep=key)
+
     def load_ms(self, key: str) -> float | None:
         hit = self._models.get(key)
         return hit.load_ms if hit else None

@@ -116,11 +116,11 @@ class QwenParams(BackendParams):
                                 "tokens (ADGEN_QWEN2_VL__MAX_NEW_TOKENS).")
     retries: int = Field(1, ge=0, le=3, description="Further attempts when the answer is not valid JSON for the schema; "
                          "after them the classical analysis fills the missing fields (ADGEN_QWEN2_VL__RETRIES).")
-    # The fast path (GPU only; ignored on the CPU): speed only, the same prompt and greedy decoding either way.
+    # The fast path (CUDA only; ignored elsewhere): speed only, the same prompt and greedy decoding either way.
     static_cache: bool = Field(False, description="Pre-allocated KV cache of fixed size (prompt + max_new_tokens); "
-                               "needed to compile the decode step. GPU only (ADGEN_QWEN2_VL__STATIC_CACHE).")
+                               "needed to compile the decode step. CUDA only (ADGEN_QWEN2_VL__STATIC_CACHE).")
     compile: bool = Field(False, description="torch.compile the decode step (implies static_cache); the first answer "
-                          "pays for the compile, later ones run faster. GPU only (ADGEN_QWEN2_VL__COMPILE).")
+                          "pays for the compile, later ones run faster. CUDA only (ADGEN_QWEN2_VL__COMPILE).")
 
     def fast(self) -> "QwenParams":
         """The full fast path: static KV cache and a compiled decode step."""
