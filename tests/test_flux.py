@@ -268,3 +268,15 @@ def test_psnr_and_ssim_of_the_image_comparison_script():
     assert mod.ssim(texture, 255 - texture) < 0.0 < mod.ssim(texture, np.clip(texture.astype(int) + 20, 0, 255))
     with pytest.raises(ValueError):
         mod.ssim(a, a[:32])
+
+
+def test_gpu_bench_product_row_runs_the_backends_with_resident_models_on_tiny_configs(capsys):
+    """bench/gpu.py's product table on tiny configs: the same code the GPU run uses, models handed to the host."""
+    from bench.gpu import product_rows
+
+    rows = product_rows("cpu", tiny=True, repeats=1, birefnet_dir=None, qwen_tokens=16)
+    stages = [r[0] for r in rows]
+    assert stages[:4] == ["segmentation", "background", "composite + retouch (CPU)", "analysis"]
+    assert all(r[1] > 0 and r[2] >= 0 for r in rows)
+    assert rows[0][3] == "BiRefNet" and "FLUX img2img" in rows[1][3]
+    assert rows[4][0] == "GPU stages, models resident" and rows[4][3] == "models loaded from disk: 1"  # only tiny BiRefNet
