@@ -52,7 +52,8 @@ def is_valid_product_id(pid: str) -> bool:
 
 
 def _slug(text: str) -> str:
-    text = romanize_hangul(text)
+    # NFC first: macOS writes Hangul file names decomposed (jamo), which would romanise to nothing.
+    text = romanize_hangul(unicodedata.normalize("NFC", text))
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").lower()
     text = re.sub(r"[^a-z0-9_-]+", "-", text)
     text = re.sub(r"-{2,}", "-", text)
@@ -61,14 +62,17 @@ def _slug(text: str) -> str:
 
 def product_id_for(name: str) -> str:
     """The product id for an upload's name relative to `uploads/` (may contain folders)."""
-    rel = name.replace("\\", "/").strip()
+    raw = name.replace("\\", "/")
+    rel = raw.strip()
     base = posixpath.basename(rel)
     stem, ext = posixpath.splitext(base)
     if stem.startswith(".") or not stem:  # ".jpg", ".hidden.png"
         stem, ext = base, ""
-    clean = is_valid_product_id(stem) and rel == base and ext == ext.lower() and (ext == "" or re.fullmatch(r"\.[a-z0-9]{1,5}", ext))
+    clean = is_valid_product_id(stem) and raw == base and ext == ext.lower() and (ext == "" or re.fullmatch(r"\.[a-z0-9]{1,5}", ext))
     if clean:
         return stem
-    digest = hashlib.sha256(rel.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    # The hash covers the name exactly as given, so names that differ only in surrounding
+    # spaces are still different products.
+    digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:8]
     slug = _slug(stem)[: _MAX - _SUFFIX].strip("-_")
     return f"{slug}-{digest}" if slug else f"p-{digest}"

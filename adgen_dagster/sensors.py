@@ -280,12 +280,15 @@ def parse_catalog(key: str, data: bytes) -> list[_Row]:
     rows: list[_Row] = []
     if key.lower().endswith(".csv"):
         reader = csv.DictReader(io.StringIO(text, newline=""))
-        columns = [c.strip().lower() for c in (reader.fieldnames or [])]
-        if "file" not in columns:
-            raise CatalogError(f"no 'file' column (columns: {', '.join(columns) or 'none'})")
-        reader.fieldnames = columns
-        for n, raw in enumerate(reader, start=1):
-            rows.append(_Row(n, {k: v for k, v in raw.items() if k is not None}))
+        try:
+            columns = [c.strip().lower() for c in (reader.fieldnames or [])]
+            if "file" not in columns:
+                raise CatalogError(f"no 'file' column (columns: {', '.join(columns) or 'none'})")
+            reader.fieldnames = columns
+            for n, raw in enumerate(reader, start=1):
+                rows.append(_Row(n, {k: v for k, v in raw.items() if k is not None}))
+        except csv.Error as exc:  # e.g. a field over the csv module's size limit: the rest cannot be trusted
+            raise CatalogError(f"not readable as CSV after row {len(rows)} ({exc})") from None
         return rows
     for n, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -294,6 +297,9 @@ def parse_catalog(key: str, data: bytes) -> list[_Row]:
             value = json.loads(line)
         except json.JSONDecodeError as exc:
             rows.append(_Row(n, error=f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            continue
+        except RecursionError:
+            rows.append(_Row(n, error="not usable JSON (nested too deeply)"))
             continue
         if not isinstance(value, dict):
             rows.append(_Row(n, error=f"expected a JSON object, got {type(value).__name__}"))

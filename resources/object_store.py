@@ -127,6 +127,10 @@ class LocalObjectStore(ObjectStore):
             return self._path(key).read_bytes()
         except (FileNotFoundError, NotADirectoryError):
             raise ObjectNotFound(f"no object {key!r} in {self.root}") from None
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:  # a name this filesystem cannot hold cannot exist here
+                raise ObjectNotFound(f"no object {key!r} in {self.root} (name too long for this filesystem)") from None
+            raise
 
     _DIGEST_XATTR = "user.adgen.sha256"
 
@@ -172,6 +176,10 @@ class LocalObjectStore(ObjectStore):
             st = self._path(key).stat()
         except (FileNotFoundError, NotADirectoryError):
             return None
+        except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                return None
+            raise
         if not os.path.isfile(self._path(key)):
             return None
         return ObjectInfo(key=key, size=st.st_size, version=f"{st.st_mtime_ns:x}-{st.st_size:x}",

@@ -50,5 +50,71 @@ def exif_rotated_jpeg(img: Image.Image, orientation: int = 6) -> bytes:
 
 
 def animated(fmt: str, size=(64, 64), frames=3) -> bytes:
+    """Frames of colour (40 * i, 100, 200 - 40 * i) with a yellow square 'product' in the lower right
+    (so a frame can be cut out; the centre pixel still shows the frame colour)."""
     ims = [Image.new("RGB", size, (40 * i, 100, 200 - 40 * i)) for i in range(frames)]
+    w, h = size
+    for im in ims:
+        im.paste((230, 200, 40), (w * 9 // 16, h * 9 // 16, w * 7 // 8, h * 7 // 8))
     return encode(ims[0], fmt, save_all=True, append_images=ims[1:], duration=100, loop=0)
+
+
+# --- the hardening corpus (issue 7): odd but valid photos, and hostile bytes ------------------
+
+
+def huge_photo(size=(8000, 6000)) -> bytes:
+    """A real-size camera JPEG (48 MP) without computing 48 MP of noise: a small photo upscaled."""
+    return encode(product_photo((400, 300)).resize(size, Image.Resampling.BILINEAR), "JPEG", quality=85)
+
+
+def cmyk_jpeg(size=(160, 120)) -> bytes:
+    return encode(product_photo(size).convert("CMYK"), "JPEG", quality=92)
+
+
+def deep_png(size=(160, 120)) -> bytes:
+    """A 16-bit grayscale PNG using the full 0..65535 range."""
+    grey = np.asarray(product_photo(size).convert("L"), np.uint16) * 257
+    return encode(Image.fromarray(grey), "PNG")
+
+
+def palette_png_with_transparency(size=(160, 120)) -> bytes:
+    """A palette PNG: transparent background (index 0), an opaque two-colour product."""
+    from PIL import ImageDraw
+
+    w, h = size
+    im = Image.new("P", size, 0)
+    im.putpalette([255, 255, 255, 30, 90, 200, 240, 230, 200] + [0] * (256 * 3 - 9))
+    d = ImageDraw.Draw(im)
+    d.ellipse((w * 0.28, h * 0.2, w * 0.72, h * 0.9), fill=1)
+    d.rectangle((w * 0.3, h * 0.5, w * 0.7, h * 0.6), fill=2)
+    return encode(im, "PNG", transparency=0)
+
+
+def grayscale_png(size=(160, 120)) -> bytes:
+    return encode(product_photo(size).convert("L"), "PNG")
+
+
+def full_frame_product(size=(160, 160)) -> bytes:
+    """A tight crop: the product touches all four edges, only the corners show background."""
+    w, h = 320, 240
+    crop = product_photo((w, h)).crop((int(w * 0.28), int(h * 0.25), int(w * 0.72), int(h * 0.85)))
+    return encode(crop.resize(size, Image.Resampling.BICUBIC), "JPEG", quality=92)
+
+
+def blank(size=(160, 120), colour=(255, 255, 255)) -> bytes:
+    return encode(Image.new("RGB", size, colour), "PNG")
+
+
+def truncated(data: bytes, keep: float = 0.5) -> bytes:
+    return data[: int(len(data) * keep)]
+
+
+def heic_like() -> bytes:
+    """The start of an HEIC file (ISO BMFF `ftyp` box, brand `heic`): a format this project does not read."""
+    ftyp = b"ftyp" + b"heic" + b"\x00\x00\x00\x00" + b"mif1heic"
+    return (len(ftyp) + 4).to_bytes(4, "big") + ftyp + b"\x00\x00\x00\x08free" + bytes(256)
+
+
+def eps_document() -> bytes:
+    """A PostScript image: Pillow would hand it to Ghostscript, so decode refuses it."""
+    return encode(product_photo((64, 64)), "EPS")

@@ -19,6 +19,7 @@ from resources.s3_store import S3ObjectStore
 from resources.store_resource import StoreResource
 from tests.imagegen import encode, product_photo
 from tests.s3server import S3TestServer, materialize_in_process
+from tests.storecheck import check_store
 
 
 @pytest.fixture(scope="module")
@@ -138,22 +139,6 @@ def test_whole_graph_on_s3_with_cache_hits_and_downstream_recompute(s3, s3_resou
     assert {k for k, v in changed.items() if v == "miss"} == {"retouched", "analysis", "ad_creatives"}
 
 
-def every_object_is_whole(store):
-    """Every image decodes, every JSON parses, and every cache manifest's blobs match."""
-    from resources.cache import sha256_hex
-
-    for obj in store.list(""):
-        data = store.get(obj.key)
-        if obj.key.endswith(".png"):
-            Image.open(io.BytesIO(data)).load()
-        elif obj.key.endswith(".json") and obj.key.startswith(("products/", "cache/")):
-            doc = json.loads(data)
-            if obj.key.startswith("cache/"):
-                stage = obj.key.split("/")[1]
-                for digest in doc["outputs"].values():
-                    assert sha256_hex(store.get(f"cache/{stage}/blobs/{digest}")) == digest
-
-
 def test_server_stopping_mid_run_fails_clearly_and_rerun_completes(server, s3, s3_resource, instance, monkeypatch):
     pid = add_s3_product(s3, instance, name="lamp.jpg")
     real = stages.retouch_stage
@@ -175,12 +160,12 @@ def test_server_stopping_mid_run_fails_clearly_and_rerun_completes(server, s3, s
     message = failure.step_failure_data.error.message
     assert "retouched failed for product 'lamp'" in message and "ADGEN_STORE__ENDPOINT_URL" in message
     server.start()  # same port: the server comes back
-    every_object_is_whole(s3)
+    check_store(s3)
     assert not s3.exists(f"products/{pid}/retouched.png")
     rerun = materialize(pid, s3_resource, instance)
     status = cache_status(rerun)
     assert status["product_image"] == status["composite"] == "hit" and status["retouched"] == "miss"
-    every_object_is_whole(s3)
+    check_store(s3)
 
 
 def test_two_concurrent_materializations_of_one_partition_are_consistent(server, bucket, s3, instance):
@@ -190,7 +175,7 @@ def test_two_concurrent_materializations_of_one_partition_are_consistent(server,
     [p.start() for p in procs]
     [p.join(timeout=300) for p in procs]
     assert [p.exitcode for p in procs] == [0, 0]
-    every_object_is_whole(s3)
+    check_store(s3)
     # the outputs are the single committed cache entry's bytes
     analysis = s3.get(f"products/{pid}/analysis.json")
     manifests = [o.key for o in s3.list("cache/analysis/") if o.key.endswith(".json")]

@@ -18,6 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 VERSION = "1"
 
+# What `Image.open` may identify: the formats the README promises (Pillow's JPEG opener
+# also returns multi-picture MPO files from phone cameras). Everything else Pillow could
+# parse (EPS, which runs Ghostscript, and a long tail of legacy decoders) is refused as
+# "not an image".
+FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+
 
 class BadImageError(ValueError):
     """The upload cannot become a product image; str(err) is the user-facing reason."""
@@ -74,7 +80,7 @@ def decode_upload(data: bytes, name: str, params: DecodeParams | None = None) ->
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
+            im = Image.open(io.BytesIO(data), formats=FORMATS)
             w, h = im.size
             if w * h > p.max_pixels:
                 raise BadImageError(

@@ -47,6 +47,9 @@ class ProductDetails(BaseModel):
             return []
         if isinstance(v, str):
             v = [p for p in v.replace(";", ",").split(",") if p.strip()]
+        if not isinstance(v, (list, tuple)):
+            # a ValueError, so pydantic reports it as this field's problem (a TypeError would escape)
+            raise ValueError(f"expected a list of #rrggbb colours or a comma-separated string, got {type(v).__name__}")
         out = []
         for p in v:
             p = str(p).strip().lower()
@@ -77,6 +80,8 @@ def parse_details(data: bytes | str | None, source: str = "sidecar") -> ProductD
         raw = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DetailsError(f"{source}: not valid UTF-8 JSON ({exc})") from None
+    except RecursionError:
+        raise DetailsError(f"{source}: not usable JSON (nested too deeply)") from None
     if not isinstance(raw, dict):
         raise DetailsError(f"{source}: expected a JSON object, got {type(raw).__name__}")
     try:
