@@ -95,13 +95,32 @@ def run_stage(
         written, metadata = compute(files)
         timings["compute"] = _ms(t)
         status = "miss" if cache.enabled else "off"
-        cache.put(stage, key, written, metadata)
+        if not cache.put(stage, key, written, metadata) and cache.enabled:
+            written, metadata = _committed(cache, stage, key, written, metadata)
     t = time.perf_counter()
     for name, data in written.items():
         store.put(product_key(pid, name), data, CONTENT_TYPES.get(name[name.rfind("."):]))
     timings["write"] = _ms(t)
     return StageResult(stage, key, status, written, metadata, timings,
                        settings_key(stage, version, params, backend, backend_params))
+
+
+def _committed(cache: ResultCache, stage: str, key: str, written: Files, metadata: dict) -> tuple[Files, dict]:
+    """Another run committed this key first: write its bytes, not ours.
+
+    A GPU model (FLUX) need not give the same bytes twice; the product's files must agree
+    with the cache entry that later runs will reuse.
+    """
+    entry = cache.manifest(stage, key)
+    if entry is None:
+        return written, metadata
+    theirs: Files = {}
+    for name, digest in entry.digests.items():
+        data = cache.blob(stage, digest)
+        if data is None:
+            return written, metadata
+        theirs[name] = data
+    return theirs, entry.metadata
 
 
 def stage_key(

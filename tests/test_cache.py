@@ -118,3 +118,21 @@ def test_store_records_digests_it_can_return_without_reading(store):
     store.put("products/p/a.png", b"abc")
     assert store.digest("products/p/a.png") == sha256_hex(b"abc")
     assert store.digest("products/p/missing.png") is None
+
+
+def test_a_run_that_loses_the_cache_race_writes_the_winners_bytes(store):
+    """Two runs computing one key with a non-deterministic model: the product's files match the committed entry."""
+    from adgen_dagster.imaging.decode import DecodeParams
+    from resources.stages import run_stage, stage_key
+
+    cache = ResultCache(store)
+    params = DecodeParams()
+    key, _ = stage_key(store, cache, "p1", "background", "1", params, {"x": b"in"}, "flux")
+
+    def compute(files):
+        cache.put("background", key, {"background.png": b"winner"}, {"who": "winner"})  # the other run, meanwhile
+        return {"background.png": b"loser"}, {"who": "loser"}
+
+    r = run_stage(store, cache, "p1", "background", "1", params, {"x": b"in"}, compute, backend="flux")
+    assert r.key == key and r.cache == "miss"
+    assert store.get("products/p1/background.png") == b"winner" and r.metadata == {"who": "winner"}
