@@ -439,4 +439,57 @@ def catalog_sensor(context: dg.SensorEvaluationContext, store: StoreResource) ->
     return evaluate_catalogs(context, store.get_store(), _settings())
 
 
-SENSORS = [upload_sensor, catalog_sensor]
+SPLIT_TAG = "adgen/split_from"
+
+
+def split_requests(run: dg.DagsterRun, failure_metadata: Iterable[dict], instance: dg.DagsterInstance) -> list[dg.RunRequest]:
+    """One run per product of a failed batch in which some products failed (see `batch_failure`).
+
+    Only batches that failed product by product are split (a store outage fails the step at
+    once, without `failed_products`), and never a run that was itself split from one.
+    """
+    tags = run.tags
+    start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
+    if not start or not end or SPLIT_TAG in tags:
+        return []
+    if not any("failed_products" in md for md in failure_metadata):
+        return []
+    keys = instance.get_dynamic_partitions(products_partitions.name)
+    if start not in keys or end not in keys:
+        return []
+    pids = keys[keys.index(start):keys.index(end) + 1]
+    return [dg.RunRequest(run_key=f"split:{run.run_id}:{pid}", partition_key=pid, tags={SPLIT_TAG: run.run_id})
+            for pid in pids]
+
+
+def _failure_metadata(context: dg.RunFailureSensorContext) -> list[dict]:
+    out = []
+    for event in context.get_step_failure_events():
+        data = getattr(event.event_specific_data, "user_failure_data", None)
+        out.append({k: getattr(v, "value", v) for k, v in (getattr(data, "metadata", None) or {}).items()})
+    return out
+
+
+def _split_sensor():
+    from adgen_dagster.jobs import adgen_pipeline
+
+    @dg.run_failure_sensor(
+        name="split_failed_batches",
+        request_job=adgen_pipeline,
+        default_status=_status(),
+        minimum_interval_seconds=_settings().interval_seconds,
+        description="A batched run (backfill, nightly refresh) in which some products failed is re-run one product per "
+        "run: the good ones finish from the cache, each bad one fails alone with its own message.",
+    )
+    def split_failed_batches(context: dg.RunFailureSensorContext):
+        requests = split_requests(context.dagster_run, _failure_metadata(context), context.instance)
+        if requests:
+            context.log.info(f"run {context.dagster_run.run_id}: {len(requests)} product(s) re-run one per run")
+        return requests
+
+    return split_failed_batches
+
+
+split_failed_batches = _split_sensor()
+
+SENSORS = [upload_sensor, catalog_sensor, split_failed_batches]

@@ -77,16 +77,43 @@ def materialize_stage(
     done = _precompute_batches(context, s, cache, pids, stage, version, params, compute, inputs, backend,
                                backend_params, input_files)
     results: dict[str, StageResult] = {}
+    failed: dict[str, dg.Failure] = {}
     for pid in pids:
-        with failures_named(stage, pid):
-            given = inputs(pid)  # before compute(pid): a stage may learn about the product from its inputs
-            fn = compute(pid)
-            if pid in done:
-                fn = (lambda ready: (lambda files: ready))(done.pop(pid))
-            results[pid] = r = run_stage(s, cache, pid, stage, version, params, given, fn, backend=backend,
-                                          backend_params=backend_params, input_files=input_files)
-            context.log.info(f"{stage} {pid}: cache {r.cache} ({r.key[:12]}), {r.timings_ms}")
+        try:
+            with failures_named(stage, pid):
+                given = inputs(pid)  # before compute(pid): a stage may learn about the product from its inputs
+                fn = compute(pid)
+                if pid in done:
+                    fn = (lambda ready: (lambda files: ready))(done.pop(pid))
+                results[pid] = r = run_stage(s, cache, pid, stage, version, params, given, fn, backend=backend,
+                                              backend_params=backend_params, input_files=input_files)
+                context.log.info(f"{stage} {pid}: cache {r.cache} ({r.key[:12]}), {r.timings_ms}")
+        except dg.Failure as failure:
+            store_down = isinstance(failure.__cause__, StoreError) and not isinstance(failure.__cause__, ObjectNotFound)
+            if len(pids) == 1 or store_down:  # one product, or nothing else can work either
+                raise
+            failed[pid] = failure
+            context.log.error(failure.description or "")
+    if failed:
+        raise batch_failure(stage, failed, [p for p in pids if p not in failed])
     return results
+
+
+def batch_failure(stage: str, failed: dict[str, dg.Failure], ok: list[str]) -> dg.Failure:
+    """One failure for a batch in which some products failed and the others are done.
+
+    Dagster cannot mark single partitions of a range run failed (dagster-io/dagster#17836),
+    so the step fails; the others' outputs are written and cached, and the
+    `split_failed_batches` sensor re-runs each product of the batch on its own, so each
+    bad product ends up failing alone and the rest finish (from the cache where they can).
+    """
+    reasons = "; ".join(f.description or "" for f in failed.values())
+    return dg.Failure(
+        description=(f"{stage}: {len(failed)} of {len(failed) + len(ok)} products in this batch failed: {reasons}. "
+                     f"The other {len(ok)} are done and cached; each product of the batch is re-run on its own."),
+        metadata={"failed_products": ", ".join(failed), "done_products": ", ".join(ok), "stage": stage},
+        allow_retries=False,
+    )
 
 
 def _precompute_batches(context, s, cache, pids, stage, version, params, compute, inputs, backend, backend_params,
