@@ -19,7 +19,7 @@ from adgen_dagster.imaging.decode import BadImageError
 from adgen_dagster.imaging.details import DetailsError
 from resources.object_store import ObjectNotFound, StoreError
 from resources.products import product_key
-from resources.model_host import ModelError
+from resources.model_host import ModelError, free_after_oom
 from resources.stages import STAGE_INPUTS, Compute, Files, StageResult, run_stage, stage_key
 from resources.store_resource import StoreResource
 
@@ -36,6 +36,8 @@ def failures_named(stage: str, pid: str | None = None) -> Iterator[None]:
     except dg.Failure:
         raise
     except USER_ERRORS as exc:
+        if getattr(exc, "oom", False):
+            free_after_oom(exc)  # here the frames that held the model have unwound
         raise dg.Failure(
             description=f"{where}: {exc}",
             metadata={"product": pid or "", "stage": stage, "error": str(exc)},
@@ -144,6 +146,8 @@ def _precompute_batches(context, s, cache, pids, stage, version, params, compute
             for pid, out in zip(chunk, fn.batch([misses[p] for p in chunk])):
                 done[pid] = out
         except Exception as exc:
+            if getattr(exc, "oom", False):
+                free_after_oom(exc)
             context.log.warning(f"{stage}: batch {', '.join(chunk)} failed ({type(exc).__name__}: {exc}); "
                                 "running those products one by one")
     if done:
@@ -178,9 +182,20 @@ def stage_metadata(
     return md
 
 
+PER_PRODUCT_SKIP = ("preview", "mask_preview", "analysis", "output", "stage_version")
+
+
 def run_metadata(per_product: dict[str, dict]) -> dict:
-    """One product: its metadata. Several: the first product's plus a count and the list."""
+    """One product: its metadata. Several (a batch, which Dagster records as one
+    materialization for the whole range): the first product's, a count, the list, and
+    `per_product`, each product's own values (cache status, timings, field sources, ...)."""
     if len(per_product) == 1:
         return next(iter(per_product.values()))
     first = next(iter(per_product.values()), {})
-    return {**first, "products": len(per_product), "product_ids": ", ".join(per_product)}
+
+    def plain(v):
+        return v.value if isinstance(v, dg.MetadataValue) else v
+
+    table = {pid: {k: plain(v) for k, v in md.items() if k not in PER_PRODUCT_SKIP} for pid, md in per_product.items()}
+    return {**first, "products": len(per_product), "product_ids": ", ".join(per_product),
+            "per_product": dg.MetadataValue.json(table)}

@@ -27,6 +27,7 @@ import re
 import tempfile
 import threading
 import time
+import traceback
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +42,34 @@ M = TypeVar("M")
 
 class ModelError(RuntimeError):
     """A neural backend cannot run; the message says which setting to change."""
+
+    oom = False
+
+
+def free_after_oom(exc: BaseException) -> None:
+    """Return the memory an out-of-memory error's frames still hold (call where it was caught).
+
+    A traceback keeps every frame it passed through alive, with the locals that hold the
+    model and its activations; clearing them and dropping the chained errors lets
+    `gc.collect()` and `torch.cuda.empty_cache()` really give the memory back.
+    """
+    seen: set[int] = set()
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if e.__traceback__ is not None:
+            traceback.clear_frames(e.__traceback__)
+        nxt = e.__cause__ or e.__context__
+        e.__context__ = None
+        e.__cause__ = None if e is not exc else e.__cause__
+        e = nxt
+    gc.collect()
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def import_torch(backend: str, setting: str):
@@ -251,23 +280,31 @@ class ModelHost:
         if self._lock is None:
             folder = Path(self.settings.lock_dir or tempfile.gettempdir())
             slug = str(self.device).replace(":", "-")
+            if self.device.type == "cuda":  # one lock per physical GPU, however it is named or numbered
+                import torch
+
+                uuid = getattr(torch.cuda.get_device_properties(self.device), "uuid", None)
+                slug = f"cuda-{uuid}" if uuid else slug
             self._lock = GpuLock(folder / f"adgen-gpu-{slug}.lock", self.settings.lock_timeout_s)
         return self._lock
 
     # --- models ------------------------------------------------------------------------------
 
-    def model(self, key: str, load: Callable[[], M], what: str = "") -> M:
+    def model(self, key: str, load: Callable[[], M], what: str = "", size_hint: int = 0) -> M:
         """The model under `key`, loaded by `load()` the first time (under the lock).
 
-        After loading, least recently used models are unloaded until the total fits the
-        budget; a model larger than the whole budget is kept alone (with a warning)
-        rather than refused, since it is what the step needs now.
+        `size_hint` (bytes, e.g. the weight files' size) makes room before loading: least
+        recently used models are unloaded until it fits the budget and, on a GPU, the free
+        memory. After loading, the same with the real size. A model larger than the whole
+        budget is kept alone (with a warning) rather than refused: it is what the step needs.
         """
         with self._mutex:
             hit = self._models.get(key)
             if hit is not None:
                 self._models.move_to_end(key)
                 return hit.model
+            if size_hint:
+                self._make_room(size_hint)
             with self.lock, self.oom_guard(f"loading {what or key}"):
                 t0 = time.perf_counter()
                 model = load()
@@ -307,6 +344,16 @@ class ModelHost:
             log.warning("%s needs %.1f GB, more than ADGEN_GPU__MEMORY_BUDGET_GB allows (%.1f GB); kept alone",
                         keep, self._models[keep].nbytes / 1024**3, budget / 1024**3)
 
+    def _make_room(self, nbytes: int) -> None:
+        budget = self.budget_bytes()
+        while self._models and sum(m.nbytes for m in self._models.values()) + nbytes > budget:
+            self.unload(next(iter(self._models)))
+        if self.device.type == "cuda":
+            import torch
+
+            while self._models and torch.cuda.mem_get_info(self.device)[0] < nbytes * 1.1:
+                self.unload(next(iter(self._models)))
+
     def unload(self, key: str) -> None:
         entry = self._models.pop(key, None)
         if entry is None:
@@ -321,6 +368,14 @@ class ModelHost:
         self._free_memory()
 
     def _free_memory(self) -> None:
+        import sys
+
+        dynamo = sys.modules.get("torch._dynamo")
+        if dynamo is not None:  # compiled graphs hold on to the modules they were compiled for
+            try:
+                dynamo.reset()
+            except Exception:  # noqa: BLE001 - best effort
+                pass
         gc.collect()
         try:
             import torch
@@ -350,17 +405,26 @@ class ModelHost:
 
     @contextmanager
     def oom_guard(self, what: str) -> Iterator[None]:
+        """Out of memory -> drop every loaded model and raise one `ModelError` (with `.oom` set).
+
+        The memory itself can only be returned once the error has left the frames that
+        still hold the model and its activations: whoever catches it calls `free_after_oom`
+        (the assets do, in `failures_named`).
+        """
         try:
             yield
         except Exception as exc:
             if not is_oom(exc):
                 raise
-            self.clear()
-            raise ModelError(
+            self._models.clear()
+            error = ModelError(
                 f"out of memory on {self.device} while {what}; the loaded models were unloaded and the memory freed. "
                 f"Lower ADGEN_GPU__MEMORY_BUDGET_GB, the batch size (ADGEN_BIREFNET__BATCH_SIZE) or the image size "
-                f"(ADGEN_FLUX__WIDTH/HEIGHT, ADGEN_QWEN2_VL__IMAGE_SIZE), or set ADGEN_GPU__DEVICE to a larger GPU"
-            ) from None
+                f"(ADGEN_FLUX__WIDTH/HEIGHT, ADGEN_QWEN2_VL__IMAGE_SIZE), turn on ADGEN_FLUX__CPU_OFFLOAD, or set "
+                f"ADGEN_GPU__DEVICE to a larger GPU"
+            )
+            error.oom = True
+            raise error from None
 
     def describe(self) -> dict:
         return {"device": str(self.device), "dtype": str(self.dtype).replace("torch.", ""),

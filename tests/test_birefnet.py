@@ -122,6 +122,9 @@ def test_assets_with_birefnet_batch_a_run_and_load_once(store, store_resource, i
     assert {p for (a, p) in mats if a == "mask"} == set(pids)
     md = mats[("mask", pids[0])].metadata
     assert md["backend"].value == "birefnet" and md["cache"].value == "miss"
+    per_product = md["per_product"].value  # a batch is one materialization: each product's own values
+    assert set(per_product) == set(pids) and len({p["cache_key"] for p in per_product.values()}) == 3
+    assert all(p["cache"] == "miss" and 0.15 < p["coverage"] < 0.35 for p in per_product.values())
     nobg = mats[("nobg_image", pids[0])].metadata
     for pid in pids:
         mask = np.asarray(decode_png(store.get(f"products/{pid}/mask.png"))) > 127
@@ -135,8 +138,9 @@ def test_assets_with_birefnet_batch_a_run_and_load_once(store, store_resource, i
     loads = host.loads
     result = materialize_range(pids, store_resource, instance, neural_config(birefnet_dir, batch_size=2))
     assert result.success and host.loads == loads
-    assert {e.materialization.metadata["cache"].value for e in result.get_asset_materialization_events()
-            if e.asset_key.path[-1] == "mask"} == {"hit"}
+    hits = [e.materialization.metadata for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == "mask"]
+    assert {m["cache"].value for m in hits} == {"hit"}
+    assert "load_ms" not in hits[0] and "inference_ms" not in hits[0]  # nothing was loaded or run this time
     # The settings that decide the output are in the key; the batch size is not.
     result = materialize_range(pids, store_resource, instance, neural_config(birefnet_dir, batch_size=3))
     assert {e.materialization.metadata["cache"].value for e in result.get_asset_materialization_events()

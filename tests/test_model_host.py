@@ -58,6 +58,20 @@ def test_lru_eviction_under_a_small_budget_frees_the_memory(tmp_path):
     assert host.loaded() == {} and all(r() is None for r in refs.values())
 
 
+def test_room_is_made_before_loading_when_the_size_is_known(tmp_path):
+    host = ModelHost(GpuSettings(memory_budget_gb=2.5 * MB / 1024**3, lock_dir=str(tmp_path)))
+    host.model("a", lambda: linear_mb(1))
+    host.model("b", lambda: linear_mb(1))
+    seen = []
+
+    def load():
+        seen.append(list(host.loaded()))  # what is still loaded while c loads
+        return linear_mb(1)
+
+    host.model("c", load, size_hint=int(1.5 * MB))
+    assert seen == [["b"]] and list(host.loaded()) == ["b", "c"]
+
+
 def test_a_model_larger_than_the_budget_is_kept_alone(tmp_path):
     host = ModelHost(GpuSettings(memory_budget_gb=1.5 * MB / 1024**3, lock_dir=str(tmp_path)))
     host.model("small", lambda: linear_mb(1))
@@ -77,6 +91,30 @@ def test_device_errors_name_the_setting(tmp_path):
     with pytest.raises(ModelError, match="ADGEN_GPU__ALLOW_CPU=true.*ADGEN_SEGMENTER"):
         host.require_accelerator("birefnet", "ADGEN_SEGMENTER")
     ModelHost(GpuSettings(allow_cpu=True)).require_accelerator("birefnet", "ADGEN_SEGMENTER")
+
+
+def test_out_of_memory_really_frees_a_model_the_failing_frame_held(tmp_path):
+    from resources.model_host import free_after_oom
+
+    host = ModelHost(GpuSettings(lock_dir=str(tmp_path)))
+    refs = []
+
+    def backend_call():
+        model = host.model("m", lambda: linear_mb(1))  # a local of the failing frame, as in a real backend
+        refs.append(weakref.ref(model))
+        activations = model(torch.ones(1, model.in_features))  # noqa: F841 - held by the frame too
+        with host.inference("denoising"):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    try:
+        backend_call()
+    except ModelError as exc:
+        assert exc.oom and host.loaded() == {}
+        error = exc
+    gc.collect()
+    assert refs[0]() is not None, "the traceback still holds the model (why free_after_oom exists)"
+    free_after_oom(error)
+    assert refs[0]() is None, "the model outlived the out-of-memory error"
 
 
 def test_out_of_memory_becomes_one_clear_error_and_frees_models(tmp_path):

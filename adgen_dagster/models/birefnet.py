@@ -28,7 +28,7 @@ from PIL import Image
 
 from adgen_dagster.imaging.segment import Cutout, SegmentParams, cutout_classical, estimate_foreground
 from adgen_dagster.models.params import BiRefNetParams
-from adgen_dagster.models.weights import locate
+from adgen_dagster.models.weights import locate, weights_bytes
 from resources.model_host import ModelError, ModelHost, import_torch
 
 log = logging.getLogger("adgen_dagster.models")
@@ -66,10 +66,15 @@ def load_birefnet(folder: Path, device: Any, dtype: Any):
             _finish_init_with_post_init(get_class_from_dynamic_module(ref, str(folder), local_files_only=True))
         model = AutoModelForImageSegmentation.from_pretrained(
             folder, config=config, trust_remote_code=True, local_files_only=True, dtype=dtype)
-    except (OSError, ValueError, ImportError, AttributeError) as exc:
-        raise ModelError(f"{SETTING}={str(folder)!r}: cannot load BiRefNet from that folder "
-                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-                         f"point {SETTING} at a BiRefNet model folder") from exc
+    except ImportError as exc:
+        raise ModelError(f"BiRefNet's code (in {folder}) needs a module that is not installed "
+                         f"({exc.name or exc}): pip install -e '.[birefnet]' next to the torchvision that matches "
+                         f"your torch, or set ADGEN_SEGMENTER=classical") from None
+    except (OSError, ValueError, AttributeError, RuntimeError, KeyError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise ModelError(f"{SETTING}={str(folder)!r}: cannot load BiRefNet from that folder ({type(exc).__name__}: "
+                         f"{first}); point {SETTING} at a BiRefNet snapshot (config.json, its .py files and weights; "
+                         f"an old snapshot's code may need updating from the hub)") from None
     return model.to(device=device, dtype=dtype).eval()
 
 
@@ -88,10 +93,20 @@ class BiRefNetSegmenter:
         self.host = host
         self.last_metadata: dict = {}
 
+    @property
+    def dtype(self):
+        """The host's precision, except fp16 for bf16 on CUDA: BiRefNet's deformable convolutions
+        (torchvision's `deform_conv2d`) have no bfloat16 kernel, and upstream runs it in fp16."""
+        torch = import_torch("birefnet", "ADGEN_SEGMENTER")
+        dtype = self.host.dtype
+        return torch.float16 if dtype == torch.bfloat16 and self.host.device.type == "cuda" else dtype
+
     def _model(self):
         folder = locate(self.params.model, SETTING)
-        key = f"birefnet:{folder.resolve()}:{self.host.dtype}"
-        model = self.host.model(key, lambda: load_birefnet(folder, self.host.device, self.host.dtype), "BiRefNet")
+        dtype = self.dtype
+        key = f"birefnet:{folder.resolve()}:{dtype}"
+        model = self.host.model(key, lambda: load_birefnet(folder, self.host.device, dtype), "BiRefNet",
+                                size_hint=weights_bytes(folder))
         return model, key
 
     def __call__(self, image: Image.Image, params: SegmentParams | None = None) -> Cutout:
@@ -116,7 +131,7 @@ class BiRefNetSegmenter:
         with self.host.inference(f"BiRefNet on {len(images)} image(s)") as timing:
             for start in range(0, len(images), size):
                 x = torch.from_numpy(self._inputs(images[start:start + size]))
-                x = x.to(device=self.host.device, dtype=self.host.dtype)
+                x = x.to(device=self.host.device, dtype=self.dtype)
                 out = model(x)
                 logits = out[-1] if isinstance(out, (list, tuple)) else getattr(out, "logits", out)
                 preds += list(logits.sigmoid().float().cpu().numpy()[:, 0])
@@ -125,7 +140,7 @@ class BiRefNetSegmenter:
             w, h = img.size
             alphas.append(np.clip(cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR), 0.0, 1.0).astype(np.float32))
         self.last_metadata = {
-            **self.host.describe(), "model": self.params.model, "input_size": self.params.input_size,
+            **self.host.describe(), "dtype": str(self.dtype).replace("torch.", ""), "model": self.params.model, "input_size": self.params.input_size,
             "batch": len(images), "inference_ms": timing["inference_ms"], "lock_wait_ms": timing["lock_wait_ms"],
             **({"load_ms": self.host.load_ms(key)} if self.host.loads > loads_before else {}),
         }

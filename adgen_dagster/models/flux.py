@@ -65,7 +65,7 @@ from PIL import Image, ImageOps
 from adgen_dagster.imaging.backdrop import BackdropParams, render_studio
 from adgen_dagster.imaging.details import ProductDetails
 from adgen_dagster.models.params import DEFAULT_BACKGROUND_PROMPT, DEFAULT_NEGATIVE_PROMPT, FluxParams
-from adgen_dagster.models.weights import locate
+from adgen_dagster.models.weights import locate, weights_bytes
 from resources.model_host import ModelError, ModelHost, import_torch, is_oom
 
 log = logging.getLogger("adgen_dagster.models")
@@ -473,7 +473,8 @@ class FluxBackground:
         path = locate(self.params.model, SETTING, "model_index.json")
         key = self.key(path)
         fresh = key not in self.host.loaded()
-        pipes = self.host.model(key, lambda: self._load(path), what=f"FLUX pipeline {path}")
+        pipes = self.host.model(key, lambda: self._load(path), what=f"FLUX pipeline {path}",
+                                size_hint=0 if self.params.cpu_offload else weights_bytes(path))
         return pipes, key, fresh
 
     def _load(self, path: Path) -> _Pipes:
@@ -488,7 +489,11 @@ class FluxBackground:
                 f"{exc}); point {SETTING} at a complete FLUX.1 folder (model_index.json, transformer, vae, "
                 f"text_encoder, text_encoder_2, tokenizers, scheduler)"
             ) from None
-        pipe.to(device)
+        offload = self.params.cpu_offload and device.type == "cuda"
+        if offload:  # each model goes to the GPU only while it runs; the hooks are on the shared components
+            pipe.enable_model_cpu_offload(device=device)
+        else:
+            pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
         img2img = diffusers.FluxImg2ImgPipeline.from_pipe(pipe, **_dtype_kwargs(dtype))  # shares every component
         img2img.set_progress_bar_config(disable=True)

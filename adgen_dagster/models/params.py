@@ -60,7 +60,8 @@ DEFAULT_NEGATIVE_PROMPT = "text, letters, watermark, logo, people, hands, clutte
 
 class FluxParams(BackendParams):
     RUNTIME_ONLY: ClassVar[frozenset[str]] = frozenset({"progress_every", "compile", "compile_cache_dir", "fuse_qkv",
-                                                         "channels_last_vae", "compile_mode", "compile_regional"})
+                                                         "channels_last_vae", "compile_mode", "compile_regional",
+                                                         "cpu_offload"})
 
     model: str = Field("black-forest-labs/FLUX.1-dev", description="Local folder or Hugging Face id (already in the local "
                        "hub cache) of the FLUX pipeline (ADGEN_FLUX__MODEL).")
@@ -79,6 +80,9 @@ class FluxParams(BackendParams):
                                   "(ADGEN_FLUX__TRUE_CFG_SCALE).")
     max_sequence_length: int = Field(512, ge=16, le=512, description="T5 prompt tokens (ADGEN_FLUX__MAX_SEQUENCE_LENGTH).")
     progress_every: int = Field(10, ge=0, description="Log progress every N steps; 0 = never (ADGEN_FLUX__PROGRESS_EVERY).")
+    cpu_offload: bool = Field(False, description="Keep the pipeline in CPU memory and move each model to the GPU only "
+                              "while it runs (diffusers' model CPU offload): FLUX.1-dev in bf16 then fits a 24 GB card, "
+                              "at the cost of speed, as the reference system ran it (ADGEN_FLUX__CPU_OFFLOAD).")
     # The fast path (issue: GPU speed). Each piece falls back cleanly where unsupported.
     fuse_qkv: bool = Field(False, description="Fuse the attention's Q, K, V projections into one matmul "
                            "(ADGEN_FLUX__FUSE_QKV).")

@@ -40,6 +40,8 @@ from adgen_dagster.imaging.analysis_model import Analysis, ColourShare
 from adgen_dagster.imaging.analyze import AnalysisParams, analyze_classical
 from adgen_dagster.imaging.colour import contrast_ratio, hex_to_rgb, relative_luminance, srgb_to_lab
 from adgen_dagster.models.params import QwenParams
+from adgen_dagster.models.weights import weights_bytes
+from resources.model_host import ModelError, is_oom
 
 log = logging.getLogger("adgen_dagster.models")
 
@@ -432,8 +434,6 @@ def _model_class(model_type: str):
 
     classes = {"qwen2_vl": "Qwen2VLForConditionalGeneration", "qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration"}
     if model_type not in classes:
-        from resources.model_host import ModelError
-
         raise ModelError(f"{SETTING}: the model's config.json says model_type {model_type!r}; the qwen2-vl analyzer "
                          f"runs Qwen2-VL or Qwen2.5-VL ({', '.join(classes)}); point {SETTING} at one of those")
     return getattr(transformers, classes[model_type])
@@ -503,11 +503,18 @@ def load_qwen(folder: Path, device, dtype) -> QwenModel:
     """The model (its class chosen by config.json's model_type) and its processor, on `device` in `dtype`."""
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(folder, local_files_only=True)
-    cls = _model_class(config.model_type)
-    model = cls.from_pretrained(folder, dtype=dtype, local_files_only=True, attn_implementation="sdpa",
-                                device_map=str(device)).eval()
-    processor, kind = load_processor(folder)
+    try:
+        config = AutoConfig.from_pretrained(folder, local_files_only=True)
+        cls = _model_class(config.model_type)
+        model = cls.from_pretrained(folder, dtype=dtype, local_files_only=True, attn_implementation="sdpa",
+                                    device_map=str(device)).eval()
+        processor, kind = load_processor(folder)
+    except (OSError, ValueError, KeyError, AttributeError, RuntimeError) as exc:
+        if isinstance(exc, ModelError) or is_oom(exc):
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise ModelError(f"{SETTING}: cannot load a Qwen2-VL model from {folder} ({type(exc).__name__}: {first}); "
+                         f"point {SETTING} at a complete Qwen2-VL or Qwen2.5-VL instruct snapshot") from None
     return QwenModel(model, processor, config.model_type, kind, str(folder))
 
 
@@ -583,7 +590,8 @@ class QwenAnalyzer:
         key = f"{BACKEND}:{folder.resolve()}"
         before = self.host.loads
         device, dtype = self.host.device, self.host.dtype
-        bundle = self.host.model(key, lambda: load_qwen(folder, device, dtype), f"Qwen2-VL ({self.params.model})")
+        bundle = self.host.model(key, lambda: load_qwen(folder, device, dtype), f"Qwen2-VL ({self.params.model})",
+                                 size_hint=weights_bytes(folder))
         return bundle, (self.host.load_ms(key) if self.host.loads > before else None)
 
     def ask(self, bundle: QwenModel, image: Image.Image, messages: list[dict],

@@ -57,3 +57,15 @@ def locate(ref: str, setting: str, marker: str = "config.json") -> Path:
             f"{setting} to the folder, or HF_HOME to the cache"
         )
     raise ModelError(f"{setting}={ref!r}: no such folder; set {setting} to the model's folder or a Hugging Face id")
+
+
+def weights_bytes(folder: Path) -> int:
+    """Bytes of the weight files under `folder`: what loading it will take (before the load)."""
+    total = 0
+    for pattern in ("*.safetensors", "*.bin", "*.pt", "*.pth"):
+        for f in Path(folder).rglob(pattern):
+            try:
+                total += f.stat().st_size
+            except OSError:
+                pass
+    return total
