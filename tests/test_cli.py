@@ -265,10 +265,18 @@ def test_doctor_reports_settings_and_fails_on_a_backend_that_cannot_run(tmp_path
     assert "CANNOT RUN" in r.out and "Traceback" not in r.err
 
     # A neural backend without its weights (and, here, without a GPU) names the setting to change.
-    r = adgen("doctor", cwd=tmp_path, env={"ADGEN_SEGMENTER": "birefnet", "ADGEN_BIREFNET__MODEL": "nobody/nothing",
+    r = adgen("doctor", cwd=tmp_path, env={"ADGEN_BACKGROUND": "flux", "ADGEN_FLUX__MODEL": "nobody/nothing",
                                            "HF_HOME": str(tmp_path / "hf")})
     assert r.returncode == 1 and "Traceback" not in r.err
-    assert "ADGEN_BIREFNET__MODEL='nobody/nothing': weights not found" in r.err or "is not installed" in r.err
+    assert "ADGEN_FLUX__MODEL='nobody/nothing': weights not found" in r.err
+    # Weights present, no GPU: the setting that allows the CPU is named.
+    (tmp_path / "flux").mkdir()
+    (tmp_path / "flux" / "model_index.json").write_text("{}")
+    r = adgen("doctor", cwd=tmp_path, env={"ADGEN_BACKGROUND": "flux", "ADGEN_FLUX__MODEL": str(tmp_path / "flux")})
+    assert r.returncode == 1 and "ADGEN_GPU__ALLOW_CPU=true" in r.err, r.err
+    r = adgen("doctor", cwd=tmp_path, env={"ADGEN_BACKGROUND": "flux", "ADGEN_FLUX__MODEL": str(tmp_path / "flux"),
+                                           "ADGEN_GPU__ALLOW_CPU": "true"})
+    assert r.returncode == 0 and f"ok: {tmp_path / 'flux'} on cpu" in r.out, r.out + r.err
 
     (tmp_path / "a-file").write_text("x")
     r = adgen("doctor", cwd=tmp_path, env={"ADGEN_STORE__ROOT": str(tmp_path / "a-file" / "store"),

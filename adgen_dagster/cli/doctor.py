@@ -122,11 +122,15 @@ def neural_check(settings, kind: str, name: str, env: str) -> tuple[str, str | N
     spec = backends.spec(kind, name)
     params = getattr(settings, spec.settings_field)
     setting = f"ADGEN_{spec.settings_field.upper()}__MODEL"
-    for module in ("torch", "transformers", "diffusers"):
+    needs = {"torch": "'.[neural]'", "transformers": "'.[neural]'", "diffusers": "'.[neural]'"}
+    if name == "birefnet":  # what BiRefNet's own (remote) code imports
+        needs.update({"torchvision": "torchvision (the build matching your torch)", "timm": "'.[birefnet]'",
+                      "kornia": "'.[birefnet]'", "einops": "'.[birefnet]'"})
+    for module, how in needs.items():
         try:
             __import__(module)
         except Exception:  # noqa: BLE001
-            return "CANNOT RUN", (f"{env}={name!r}: {module} is not installed; pip install -e '.[neural]' "
+            return "CANNOT RUN", (f"{env}={name!r}: {module} is not installed; pip install {how} "
                                   f"or set {env} back to the CPU backend")
     from adgen_dagster.models.weights import locate
     from resources.model_host import ModelError, ModelHost
