@@ -146,7 +146,14 @@ def stage_key(
 
 
 def _model_id(backend_params: BaseModel | None) -> str:
-    return str(getattr(backend_params, "model", "")) if backend_params is not None else ""
+    """The model setting; for a hub id, with the snapshot in the local cache, so new weights are new results."""
+    if backend_params is None:
+        return ""
+    from adgen_dagster.models.weights import snapshot_name
+
+    ref = str(getattr(backend_params, "model", ""))
+    snap = snapshot_name(ref)
+    return f"{ref}@{snap}" if snap else ref
 
 
 def _key_params(params: BaseModel, backend_params: BaseModel | None) -> dict:

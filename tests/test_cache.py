@@ -136,3 +136,23 @@ def test_a_run_that_loses_the_cache_race_writes_the_winners_bytes(store):
     r = run_stage(store, cache, "p1", "background", "1", params, {"x": b"in"}, compute, backend="flux")
     assert r.key == key and r.cache == "miss"
     assert store.get("products/p1/background.png") == b"winner" and r.metadata == {"who": "winner"}
+
+
+def test_a_new_hub_snapshot_of_the_weights_changes_the_keys(tmp_path, monkeypatch):
+    from adgen_dagster.imaging.segment import SegmentParams
+    from adgen_dagster.models.params import BiRefNetParams
+    from resources.stages import settings_key
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    params = BiRefNetParams(model="someone/some-net")
+    before = settings_key("segmentation", "1", SegmentParams(), "birefnet", params)
+    repo = tmp_path / "hub" / "models--someone--some-net"
+    for rev in ("aaa111", "bbb222"):
+        (repo / "snapshots" / rev).mkdir(parents=True)
+        (repo / "refs").mkdir(exist_ok=True)
+        (repo / "refs" / "main").write_text(rev)
+        key = settings_key("segmentation", "1", SegmentParams(), "birefnet", params)
+        assert key != before
+        before = key
+    # batch_size only changes speed: same key
+    assert settings_key("segmentation", "1", SegmentParams(), "birefnet", params.model_copy(update={"batch_size": 9})) == key

@@ -39,6 +39,14 @@ def _snapshot(repo_id: str) -> Path | None:
     return found[0] if found else None
 
 
+def snapshot_name(ref: str) -> str:
+    """The hub-cache snapshot (revision) that `ref` resolves to, or "" for a folder or an id not in the cache."""
+    if not HUB_ID.match(ref) or Path(ref).expanduser().exists():
+        return ""
+    snap = _snapshot(ref)
+    return snap.name if snap is not None else ""
+
+
 def locate(ref: str, setting: str, marker: str = "config.json") -> Path:
     """The local folder holding the weights named by `ref` (a path or a hub id)."""
     path = Path(ref).expanduser()
