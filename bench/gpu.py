@@ -125,7 +125,6 @@ def product_rows(device, tiny: bool, repeats: int, birefnet_dir: Optional[str], 
     from bench.gpu_qwen import build_full_qwen2_vl
     from resources.model_host import ModelHost
 
-    torch = _torch()
     root = Path(tempfile.mkdtemp(prefix="adgen-gpu-bench-"))
     host = ModelHost(GpuSettings(device=str(device), allow_cpu=True, lock_dir=str(root)))
     dtype = host.dtype

@@ -63,13 +63,27 @@ def free_after_oom(exc: BaseException) -> None:
         e.__context__ = None
         e.__cause__ = None if e is not exc else e.__cause__
         e = nxt
+    release_memory()
+
+
+def release_memory() -> None:
+    """Give freed model memory back: drop compiled graphs, collect, empty the GPU allocator's cache."""
+    import sys
+
+    dynamo = sys.modules.get("torch._dynamo")
+    if dynamo is not None:  # compiled graphs hold on to the modules they were compiled for
+        try:
+            dynamo.reset()
+        except Exception:  # noqa: BLE001 - best effort
+            pass
     gc.collect()
-    try:
-        import torch
-    except ImportError:  # pragma: no cover
+    torch = sys.modules.get("torch")
+    if torch is None:
         return
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        torch.mps.empty_cache()
 
 
 def import_torch(backend: str, setting: str):
@@ -360,31 +374,12 @@ class ModelHost:
             return
         log.info("unloaded %s (%.1f MB)", key, entry.nbytes / 1e6)
         del entry
-        self._free_memory()
+        release_memory()
 
     def clear(self) -> None:
         for key in list(self._models):
             self.unload(key)
-        self._free_memory()
-
-    def _free_memory(self) -> None:
-        import sys
-
-        dynamo = sys.modules.get("torch._dynamo")
-        if dynamo is not None:  # compiled graphs hold on to the modules they were compiled for
-            try:
-                dynamo.reset()
-            except Exception:  # noqa: BLE001 - best effort
-                pass
-        gc.collect()
-        try:
-            import torch
-        except ImportError:  # pragma: no cover
-            return
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            torch.mps.empty_cache()
+        release_memory()
 
     # --- inference ---------------------------------------------------------------------------
 

@@ -57,3 +57,13 @@ def add_product(store, instance):
         return pid
 
     return add
+
+
+@pytest.fixture(scope="module")
+def server():
+    """A real S3-protocol server (moto) on 127.0.0.1, shared by a test module."""
+    from tests.s3server import S3TestServer
+
+    srv = S3TestServer().start()
+    yield srv
+    srv.stop()

@@ -34,7 +34,6 @@ from resources.products import register_upload
 from resources.s3_store import S3ObjectStore
 from resources.store_resource import StoreResource
 from tests.imagegen import encode, product_photo
-from tests.s3server import S3TestServer
 from tests.storecheck import check_store
 
 SMALL = {"ops": {"background": {"config": {"width": 192, "height": 192}},
@@ -87,13 +86,6 @@ def s3_client(server, max_attempts: int) -> S3Resource:
     return S3Resource(endpoint_url=server.endpoint, region_name="us-east-1", aws_access_key_id=KEY_ID,
                       aws_secret_access_key=SECRET, max_attempts=max_attempts)
 
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = S3TestServer().start()
-    yield srv
-    srv.stop()
 
 
 @pytest.fixture

@@ -22,13 +22,6 @@ from tests.s3server import S3TestServer, materialize_in_process
 from tests.storecheck import check_store
 
 
-@pytest.fixture(scope="module")
-def server():
-    srv = S3TestServer().start()
-    yield srv
-    srv.stop()
-
-
 @pytest.fixture
 def bucket(server):
     name = f"adgen-{uuid.uuid4().hex[:12]}"
