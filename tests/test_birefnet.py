@@ -179,3 +179,24 @@ def test_missing_weights_fail_the_partition_naming_the_setting(store_resource, i
     assert not result.success
     msg = [e.step_failure_data.error.message for e in result.all_events if e.is_step_failure][0]
     assert f"segmentation failed for product '{pid}'" in msg and "ADGEN_BIREFNET__MODEL" in msg
+
+
+def test_cutout_command_with_birefnet_never_imports_dagster(tmp_path, birefnet_dir):
+    """The command line uses the same backend, on the same host, and still does not need Dagster."""
+    import os
+    import subprocess
+    import sys
+
+    src = tmp_path / "lamp.png"
+    disc()[0].save(src)
+    code = ("import sys; from adgen_dagster.cli import main\n"
+            f"assert main(['cutout', {str(src)!r}, {str(tmp_path / 'o.png')!r}, '--segmenter', 'birefnet', '-q']) == 0\n"
+            "print('DAGSTER', sorted(m for m in sys.modules if m.split('.')[0] == 'dagster'))\n")
+    env = {**os.environ, "ADGEN_BIREFNET__MODEL": str(birefnet_dir), "ADGEN_BIREFNET__INPUT_SIZE": "256",
+           "ADGEN_GPU__ALLOW_CPU": "true", "ADGEN_GPU__LOCK_DIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "DAGSTER []"
+    mask = np.asarray(Image.open(tmp_path / "o.png"))[..., 3] > 127
+    truth = disc()[1]
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.95

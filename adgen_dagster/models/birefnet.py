@@ -58,6 +58,9 @@ def load_birefnet(folder: Path, device: Any, dtype: Any):
     import_torch("birefnet", "ADGEN_SEGMENTER")
     from transformers import AutoConfig, AutoModelForImageSegmentation
     from transformers.dynamic_module_utils import get_class_from_dynamic_module
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # progress goes to our log, not a bar on stderr
 
     try:
         config = AutoConfig.from_pretrained(folder, trust_remote_code=True, local_files_only=True)

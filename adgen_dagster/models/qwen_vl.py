@@ -502,7 +502,9 @@ def load_processor(folder: Path) -> tuple[Any, str]:
 def load_qwen(folder: Path, device, dtype) -> QwenModel:
     """The model (its class chosen by config.json's model_type) and its processor, on `device` in `dtype`."""
     from transformers import AutoConfig
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # progress goes to our log, not a bar on stderr
     try:
         config = AutoConfig.from_pretrained(folder, local_files_only=True)
         cls = _model_class(config.model_type)
