@@ -77,19 +77,12 @@ def spec(kind: str, name: str) -> BackendSpec:
 
 @dataclass
 class Backend:
-    """A resolved backend: its callable, its own settings (if any) and what goes in the cache key."""
+    """A resolved backend: its callable and its own settings (if any), which go in the cache key."""
 
     kind: str
     name: str
     fn: Callable
     params: Optional[BaseModel] = None
-
-    @property
-    def model_id(self) -> str:
-        return getattr(self.params, "model", "") if self.params is not None else ""
-
-    def key_params(self) -> dict:
-        return self.params.key_params() if self.params is not None else {}
 
     def last_metadata(self) -> dict:
         return dict(getattr(self.fn, "last_metadata", None) or {})
@@ -111,19 +104,23 @@ def default_params(kind: str, name: str, settings: Any = None) -> Optional[BaseM
 
 
 def resolve(kind: str, name: str, params: Optional[BaseModel] = None, host: Any = None) -> Backend:
-    """The backend `name` of `kind`, built with `params` (default: the settings) on `host`."""
+    """The backend `name` of `kind`, built with `params` (default: the settings) on `host`.
+
+    `params` may be any model with the backend's fields (the run config's section); it is
+    validated into the backend's own settings model here, once.
+    """
     s = spec(kind, name)
     module, attr = s.target.split(":")
     target = getattr(importlib.import_module(module), attr)
     if s.params is None:
         return Backend(kind, name, target)
-    p = params if params is not None else default_params(kind, name)
+    p = s.params.model_validate((params if params is not None else default_params(kind, name)).model_dump())
     if host is None:
         from adgen_dagster.settings import get_settings
         from resources.model_host import host_for
 
         host = host_for(get_settings().gpu)
-    return Backend(kind, name, target(s.params.model_validate(p.model_dump()), host), p)
+    return Backend(kind, name, target(p, host), p)
 
 
 def get_segmenter(name: str, params: Optional[BaseModel] = None, host: Any = None) -> Backend:

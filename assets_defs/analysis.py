@@ -41,8 +41,7 @@ def analysis(context: dg.AssetExecutionContext, config: AnalysisConfig, store: S
     results = materialize_stage(
         context, store, "analysis", analyze.VERSION, params,
         compute=lambda pid: compute,
-        backend=config.backend,
-        backend_params=backend.params,
+        backend=backend,
     )
     return dg.MaterializeResult(
         metadata=run_metadata({

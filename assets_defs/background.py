@@ -40,8 +40,7 @@ def background(context: dg.AssetExecutionContext, config: BackgroundConfig, stor
         context, store, "background", backdrop.VERSION, params,
         compute=lambda pid: compute,
         inputs=lambda pid: {"product_id": pid.encode()},
-        backend=config.backend,
-        backend_params=backend.params,
+        backend=backend,
     )
     return dg.MaterializeResult(metadata=run_metadata({
         pid: stage_metadata(store, pid, r, "background.png", backdrop.VERSION, config.backend) for pid, r in results.items()

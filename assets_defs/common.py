@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator
 import dagster as dg
 from pydantic import BaseModel
 
+from adgen_dagster.backends import Backend
 from adgen_dagster.imaging.decode import BadImageError
 from adgen_dagster.imaging.details import DetailsError
 from resources.object_store import ObjectNotFound, StoreError
@@ -62,17 +63,18 @@ def materialize_stage(
     params: BaseModel,
     compute: Callable[[str], Compute],
     inputs: Callable[[str], Files] = lambda pid: {},
-    backend: str = "",
-    backend_params: BaseModel | None = None,
+    backend: "str | Backend" = "",
 ) -> dict[str, StageResult]:
     """Run one stage for every product of this run; returns {pid: result}.
 
     `compute(pid)` gives the compute function; the stage reads its product files
-    (`stages.STAGE_INPUTS`) itself, and `inputs(pid)` adds bytes from elsewhere. A compute
+    (`stages.STAGE_INPUTS`) itself, and `inputs(pid)` adds bytes from elsewhere. `backend`
+    is a name, or the resolved `Backend`, whose own settings then go in the cache key. A compute
     with a `.batch` (a model that takes several images per pass) first gets every cache
     miss of the run in batches; a batch that fails is redone product by product, so a
     bad product still fails only its own partition.
     """
+    backend, backend_params = (backend.name, backend.params) if isinstance(backend, Backend) else (backend, None)
     s, cache = store.get_store(), store.get_cache()
     pids = partition_keys(context)
     input_files = STAGE_INPUTS.get(stage, ())

@@ -52,5 +52,6 @@ def configured_backend(kind: str, config: dg.Config, gpu: Any):
     from adgen_dagster.backends import resolve, spec
 
     s = spec(kind, config.backend)
-    params = s.params.model_validate(getattr(config, s.settings_field).model_dump()) if s.params is not None else None
-    return resolve(kind, config.backend, params, gpu.get_host() if s.params is not None else None)
+    if s.params is None:
+        return resolve(kind, config.backend)
+    return resolve(kind, config.backend, getattr(config, s.settings_field), gpu.get_host())

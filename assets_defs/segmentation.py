@@ -44,8 +44,7 @@ def segmentation(context: dg.AssetExecutionContext, config: SegmentConfig, store
     results = materialize_stage(
         context, store, "segmentation", segment.VERSION, params,
         compute=lambda pid: compute,
-        backend=config.backend,
-        backend_params=backend.params,
+        backend=backend,
     )
     v = segment.VERSION
     yield dg.MaterializeResult(asset_key="nobg_image", metadata=run_metadata({

@@ -60,8 +60,7 @@ def free_after_oom(exc: BaseException) -> None:
         if e.__traceback__ is not None:
             traceback.clear_frames(e.__traceback__)
         nxt = e.__cause__ or e.__context__
-        e.__context__ = None
-        e.__cause__ = None if e is not exc else e.__cause__
+        e.__cause__ = e.__context__ = None
         e = nxt
     release_memory()
 

@@ -52,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 VERSION = "1"
 
-__all__ = ["VERSION", "SegmentParams", "Cutout", "cutout_classical", "estimate_foreground"]
+__all__ = ["VERSION", "SegmentParams", "Cutout", "cutout_classical", "estimate_foreground", "has_informative_alpha"]
 
 
 class SegmentParams(BaseModel):
@@ -654,6 +654,11 @@ def _refine_alpha(img: np.ndarray, hard: np.ndarray, small: np.ndarray, coarse: 
 # --------------------------------------------------------------------------------------
 # Public entry point
 # --------------------------------------------------------------------------------------
+
+
+def has_informative_alpha(image: Image.Image) -> bool:
+    """Whether the image's own alpha is a mask (not all opaque, not all clear): then it is kept."""
+    return _split_input(image)[1] is not None
 
 
 def _split_input(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:

@@ -26,7 +26,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from adgen_dagster.imaging.segment import Cutout, SegmentParams, cutout_classical, estimate_foreground
+from adgen_dagster.imaging.segment import (Cutout, SegmentParams, cutout_classical, estimate_foreground,
+                                           has_informative_alpha)
 from adgen_dagster.models.params import BiRefNetParams
 from adgen_dagster.models.weights import locate, weights_bytes
 from resources.model_host import ModelError, ModelHost, import_torch
@@ -79,13 +80,6 @@ def load_birefnet(folder: Path, device: Any, dtype: Any):
                          f"{first}); point {SETTING} at a BiRefNet snapshot (config.json, its .py files and weights; "
                          f"an old snapshot's code may need updating from the hub)") from None
     return model.to(device=device, dtype=dtype).eval()
-
-
-def _informative_alpha(image: Image.Image) -> bool:
-    if image.mode not in ("RGBA", "LA", "PA") and not (image.mode == "P" and "transparency" in image.info):
-        return False
-    a = np.asarray(image.convert("RGBA"))[..., 3]
-    return bool(a.min() < 255 and a.max() > 0)
 
 
 class BiRefNetSegmenter:
@@ -151,7 +145,7 @@ class BiRefNetSegmenter:
 
     def batch(self, images: list[Image.Image], params: SegmentParams | None = None) -> list[Cutout]:
         t0 = time.perf_counter()
-        todo = [i for i, img in enumerate(images) if not _informative_alpha(img)]
+        todo = [i for i, img in enumerate(images) if not has_informative_alpha(img)]
         out: list[Cutout | None] = [None] * len(images)
         for i in set(range(len(images))) - set(todo):  # its own alpha is the mask, as in the classical path
             out[i] = cutout_classical(images[i], params)
