@@ -212,11 +212,7 @@ class VlmAnswer(BaseModel):
     def _colours(cls, v):
         if not isinstance(v, list):
             raise ValueError(f"must be a list of '#rrggbb' colours, not {type(v).__name__}")
-        out: list[str] = []
-        for item in v:
-            h = normalise_hex(item)
-            if h not in out:
-                out.append(h)
+        out = list(dict.fromkeys(normalise_hex(item) for item in v))  # unique, in order
         if not 1 <= len(out) <= 8:
             raise ValueError(f"must hold 1 to 8 colours, not {len(out)}")
         return out
@@ -226,11 +222,7 @@ class VlmAnswer(BaseModel):
     def _mood(cls, v):
         if not isinstance(v, list):
             raise ValueError(f"must be a list of words, not {type(v).__name__}")
-        out: list[str] = []
-        for item in v:
-            w = _word(item)
-            if w not in out:
-                out.append(w)
+        out = list(dict.fromkeys(_word(item) for item in v))  # unique, in order
         if not out:
             raise ValueError("must hold at least one word")
         return out[:5]
