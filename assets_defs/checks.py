@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from adgen_dagster.imaging.analysis_model import Analysis
 
 MASK_COVERAGE = "mask_coverage"
+CUTOUT_QUALITY = "cutout_quality"
 ANALYSIS_SCHEMA = "analysis_schema"
 AD_CONTRAST = "ad_text_contrast"
 
@@ -36,6 +37,18 @@ def mask_coverage_result(coverage: float, pid: str) -> dg.AssetCheckResult:
         severity=dg.AssetCheckSeverity.WARN,
         description=None if ok else f"product {pid}: mask covers {coverage:.2%} of the image, outside {MIN_COVERAGE:.1%}-{MAX_COVERAGE:.0%}",
         metadata={"product": pid, "coverage": round(coverage, 5)},
+    )
+
+
+def cutout_quality_result(reasons: dict[str, str]) -> dg.AssetCheckResult:
+    """The quality gate's verdict (imaging/segment_gate.py): {pid: reason, "" when trusted}.
+    One result per run, failing with every rejected product's reason."""
+    bad = {pid: why for pid, why in reasons.items() if why}
+    return dg.AssetCheckResult(
+        check_name=CUTOUT_QUALITY,
+        passed=not bad,
+        description="; ".join(f"product {pid}: {why}" for pid, why in bad.items()) or None,
+        metadata={"products": ", ".join(reasons), "rejected": ", ".join(bad)},
     )
 
 

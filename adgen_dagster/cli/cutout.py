@@ -118,6 +118,7 @@ def cutout(
         from adgen_dagster.backends import get_segmenter
         from adgen_dagster.cli._app import load_settings
         from adgen_dagster.imaging.decode import decode_upload
+        from adgen_dagster.imaging.segment_gate import check_cutout
         from resources.io import encode_png
 
         settings = load_settings(segmenter=segmenter)
@@ -133,7 +134,7 @@ def cutout(
                     raise ValueError(f"{item.label}: its output {item.dest} is already written from {written[item.dest.resolve()]}")
                 data = sys.stdin.buffer.read() if item.src is None else item.src.read_bytes()
                 photo = decode_upload(data, item.label, settings.decode)
-                cut = segment(photo, settings.segment)
+                cut = check_cutout(segment(photo, settings.segment), settings.segment, item.label)
                 png = encode_png(cut.mask if mask_only else cut.rgba)
                 if item.dest is None:
                     sys.stdout.buffer.write(png)

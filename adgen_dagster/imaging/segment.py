@@ -50,9 +50,10 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-VERSION = "1"
+VERSION = "2"
 
-__all__ = ["VERSION", "SegmentParams", "Cutout", "cutout_classical", "estimate_foreground", "has_informative_alpha"]
+__all__ = ["VERSION", "SegmentParams", "Cutout", "backdrop_fit", "cutout_classical", "cutout_from_alpha", "estimate_foreground",
+           "has_informative_alpha", "split_input"]
 
 
 class SegmentParams(BaseModel):
@@ -93,6 +94,34 @@ class SegmentParams(BaseModel):
     confidence_low: float = Field(0.06, ge=0, description="Foreground/background colour distance (RGB 0..1) below which the colour matte is not trusted.")
     confidence_high: float = Field(0.18, gt=0, description="Colour distance above which the colour matte is fully trusted.")
     seed: int = Field(0, description="Seed of OpenCV's RNG (GrabCut's k-means) for deterministic output.")
+
+    # The neural cut-out (`u2netp`, and the neural branch of `auto`): see imaging/saliency.py.
+    crop_pass: bool = Field(True, description="Run the model again on the product's box, for more pixels on its outline and thin parts.")
+    crop_margin: float = Field(0.1, ge=0, le=1, description="Margin around the product's box for the crop pass, as a fraction of the box.")
+    crop_max_area: float = Field(1.0, gt=0, le=1, description="No crop pass when the box covers more than this fraction of the photo.")
+    detail_peak: float = Field(0.5, ge=0, le=1, description="When the model's peak saliency is below this, nothing stands out: the product "
+                               "fills the frame (a detail shot) and the whole photo is kept.")
+    edge_gain: float = Field(1.5, ge=1, le=8, description="Steepness of the upsampled map's edges (1: as upsampled).")
+    second_view_uncertain: float = Field(0.3, ge=0, description="When the full view has more half-sure pixels per product pixel than "
+                                         "this, the model also looks at the photo at `second_view_size` (0: always; large: never).")
+    second_view_size: int = Field(256, ge=128, le=640, description="Side (px) of the coarser second view (multiple of 32).")
+    second_view_agreement: float = Field(0.7, ge=0, le=1, description="When the two views overlap less than this (IoU), the one whose "
+                                         "outline follows the photo's edges better is kept.")
+    # `auto`: which path for this photo
+    studio_noise: float = Field(1.5, gt=0, description="A backdrop is a plain studio backdrop (the classical path may be used) when the "
+                                "border's colour noise is at most this (Lab units)...")
+    studio_fit: float = Field(0.5, ge=0, le=1, description="... at least this fraction of the border fits the smooth backdrop model ...")
+    studio_lightness: float = Field(60.0, ge=0, le=100, description="... and the backdrop's lightness (Lab L) is at least this.")
+    studio_agreement: float = Field(0.75, ge=0, le=1, description="On a studio backdrop, the classical cut-out is used when the neural one "
+                                    "overlaps it less than this (IoU), or found nothing: a plain backdrop's model is then the better judge.")
+    # The quality gate: a cut-out that cannot be trusted fails its product instead of making a bad ad.
+    gate: bool = Field(True, description="Fail a product whose cut-out cannot be trusted (false: keep it, with a warning in the metadata).")
+    gate_min_coverage: float = Field(0.003, ge=0, le=1, description="A cut-out covering less of the photo than this is nothing, or a speck.")
+    gate_max_uncertain: float = Field(0.8, gt=0, description="Half-sure pixels (alpha 0.2-0.8 before edges are steepened) per product pixel "
+                                      "above which the model is not confident.")
+    gate_frame_sides: int = Field(3, ge=1, le=4, description="A product cut by this many sides of the frame (or more) ...")
+    gate_fills_frame: float = Field(0.5, ge=0, le=1, description="... is rejected unless it covers at least this much of the photo "
+                                    "(then it is a detail shot that fills the frame, and is kept).")
 
 
 @dataclass
@@ -656,6 +685,38 @@ def _refine_alpha(img: np.ndarray, hard: np.ndarray, small: np.ndarray, coarse: 
 # --------------------------------------------------------------------------------------
 
 
+def backdrop_fit(rgb8: np.ndarray, p: SegmentParams) -> dict:
+    """How plain the photo's border is, as the classical path's background model sees it:
+    `bg_noise` (Lab units), `bg_border_fit` (fraction of the border ring the smooth model
+    explains) and `bg_lightness` (Lab L of the model at the centre). Cheap (a 512 px copy)."""
+    H, W = rgb8.shape[:2]
+    s = min(1.0, p.work_size / max(H, W))
+    small = cv2.resize(rgb8, (max(1, int(round(W * s))), max(1, int(round(H * s)))), interpolation=cv2.INTER_AREA)
+    if min(small.shape[:2]) < 8:
+        return {"bg_noise": float("inf"), "bg_border_fit": 0.0, "bg_lightness": 0.0}
+    lab = cv2.cvtColor(cv2.GaussianBlur(small.astype(np.float32) / 255.0, (0, 0), 0.7), cv2.COLOR_RGB2Lab)
+    model, sigma, frac = _fit_background(lab, p)
+    h, w = model.shape[:2]
+    return {"bg_noise": round(sigma, 3), "bg_border_fit": round(frac, 3), "bg_lightness": round(float(model[h // 2, w // 2, 0]), 2)}
+
+
+def split_input(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """RGB uint8 array and, when informative, the input's own alpha as float32 [0, 1]."""
+    return _split_input(image)
+
+
+def cutout_from_alpha(img: np.ndarray, alpha: np.ndarray, stats: dict) -> Cutout:
+    """A Cutout from a photo (float32 HxWx3 in [0, 1]) and its alpha (any source): foreground
+    colours re-estimated, so no fringe of the old background survives on a new one."""
+    t = time.perf_counter()
+    fg = estimate_foreground(img, alpha)
+    stats.setdefault("timings_ms", {})["foreground_ms"] = round((time.perf_counter() - t) * 1000, 1)
+    a8 = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    f8 = np.clip(fg * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    stats["coverage"] = round(float(alpha.mean()), 5)
+    return Cutout(rgba=Image.fromarray(np.dstack([f8, a8]), "RGBA"), mask=Image.fromarray(a8, "L"), stats=stats)
+
+
 def has_informative_alpha(image: Image.Image) -> bool:
     """Whether the image's own alpha is a mask (not all opaque, not all clear): then it is kept."""
     return _split_input(image)[1] is not None
@@ -746,15 +807,7 @@ def cutout_classical(image: Image.Image, params: SegmentParams | None = None) ->
         alpha = _refine_alpha(img, hard, small, coarse, band_r, p) if min(H, W) >= 8 else hard.astype(np.float32)
         timings["matting_ms"] = (time.perf_counter() - t) * 1000
 
-    t = time.perf_counter()
-    fg = estimate_foreground(img, alpha)
-    timings["foreground_ms"] = (time.perf_counter() - t) * 1000
-
-    a8 = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    f8 = np.clip(fg * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    rgba = Image.fromarray(np.dstack([f8, a8]), "RGBA")
-    mask = Image.fromarray(a8, "L")
-    timings["total_ms"] = (time.perf_counter() - t_start) * 1000
-    stats["coverage"] = round(float(alpha.mean()), 5)
     stats["timings_ms"] = {k: round(v, 1) for k, v in timings.items()}
-    return Cutout(rgba=rgba, mask=mask, stats=stats)
+    cut = cutout_from_alpha(img, alpha, stats)
+    stats["timings_ms"]["total_ms"] = round((time.perf_counter() - t_start) * 1000, 1)
+    return cut
