@@ -9,8 +9,11 @@ barely sees, or a bag's inside filling the frame. So:
 
 1. the photo's border is fitted with the classical backdrop model (cheap, 512 px);
 2. not a studio backdrop (noisy, unfittable or dark border): the neural cut-out;
-3. a studio backdrop: both run; the neural cut-out is kept when it found something and
-   agrees with the classical one (IoU >= `studio_agreement`), else the classical one.
+3. a studio backdrop: both run; the neural cut-out is kept when it agrees with the
+   classical one (IoU >= `studio_agreement`). When they disagree, or the model found
+   nothing, the one whose outline follows the photo's edges better wins
+   (`saliency.edge_alignment`): a plain backdrop can still hold a cable, clouds or a
+   cast shadow that the backdrop model takes for product.
 
 `stats["path"]` and `stats["why"]` record the choice for the materialization's metadata.
 """
@@ -19,9 +22,11 @@ from __future__ import annotations
 
 import time
 
+import cv2
 import numpy as np
 from PIL import Image
 
+from adgen_dagster.imaging import saliency
 from adgen_dagster.imaging.segment import (Cutout, SegmentParams, backdrop_fit, cutout_classical, cutout_from_alpha,
                                            has_informative_alpha, split_input)
 from adgen_dagster.models import u2netp
@@ -30,12 +35,6 @@ from adgen_dagster.models import u2netp
 def is_studio(fit: dict, p: SegmentParams) -> bool:
     return (fit["bg_noise"] <= p.studio_noise and fit["bg_border_fit"] >= p.studio_fit
             and fit["bg_lightness"] >= p.studio_lightness)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x, y = a > 0.5, b > 0.5
-    union = int((x | y).sum())
-    return 1.0 if union == 0 else float((x & y).sum()) / union
 
 
 def cutout_auto(image: Image.Image, params: SegmentParams | None = None) -> Cutout:
@@ -49,15 +48,24 @@ def cutout_auto(image: Image.Image, params: SegmentParams | None = None) -> Cuto
     stats = {"source": "segmented", **stats, **fit}
     if is_studio(fit, p):
         classical = cutout_classical(image, p)
-        agree = _iou(alpha, np.asarray(classical.mask, np.float32) / 255.0)
+        c_alpha = np.asarray(classical.mask, np.float32) / 255.0
+        agree = saliency.iou(alpha, c_alpha)
+        stats["agreement"] = round(agree, 3)
         if stats.get("detail_shot") or agree < p.studio_agreement:
-            classical.stats.update({k: v for k, v in stats.items() if k not in ("timings_ms", "detail_shot")},
-                                   path="classical", agreement=round(agree, 3),
-                                   why="studio backdrop; the neural cut-out " +
-                                       ("found nothing" if stats.get("detail_shot") else "disagrees"))
-            classical.stats["uncertain_ratio"] = 0.0  # the backdrop model's cut-out is not the model's guess
-            return classical
-        stats.update(agreement=round(agree, 3), why="studio backdrop; neural and classical agree")
+            grey = cv2.cvtColor(rgb8, cv2.COLOR_RGB2GRAY).astype(np.float32)
+            edges = [0.0 if stats.get("detail_shot") else saliency.edge_alignment(grey, alpha),
+                     saliency.edge_alignment(grey, c_alpha)]
+            stats["studio_edges"] = [round(e, 3) for e in edges]  # neural, classical
+            if edges[1] >= edges[0]:
+                classical.stats.update({k: v for k, v in stats.items() if k not in ("timings_ms", "detail_shot")},
+                                       path="classical", uncertain_ratio=0.0,  # not the model's guess
+                                       why="studio backdrop; the neural cut-out " + (
+                                           "found nothing" if stats.get("detail_shot") else
+                                           "disagrees and its outline follows the photo's edges less"))
+                return classical
+            stats["why"] = "studio backdrop; the neural outline follows the photo's edges better"
+        else:
+            stats["why"] = "studio backdrop; neural and classical agree"
     else:
         stats["why"] = "not a plain studio backdrop"
     stats = {"version": u2netp.VERSION, "path": "u2netp", **stats}
