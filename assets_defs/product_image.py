@@ -32,7 +32,7 @@ def product_image(context: dg.AssetExecutionContext, config: DecodeConfig, store
 
     def inputs(pid: str) -> stages.Files:
         uploads[pid] = rec = upload_for(s, pid)
-        return stages.product_inputs(s, rec.upload_key)
+        return stages.product_inputs(s, rec.upload_key, params.max_bytes)
 
     results = materialize_stage(
         context, store, "product_image", decode.VERSION, params,

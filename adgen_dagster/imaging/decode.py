@@ -2,9 +2,18 @@
 
 An upload is whatever a shop owner dropped in a folder: phone photos with EXIF
 rotation, CMYK exports, 16-bit PNGs, animated GIFs, truncated files, or hostile files
-that declare gigantic dimensions. This module turns bytes into an 8-bit RGB or RGBA
-image of bounded size, or raises `BadImageError` with one sentence that says what is
-wrong. It never writes anything; the original upload stays untouched.
+that declare gigantic dimensions or make the decoder work for minutes. This module
+turns bytes into an 8-bit RGB or RGBA image of bounded size, or raises
+`BadImageError` with one sentence that says what is wrong. It never writes anything;
+the original upload stays untouched.
+
+Bounds, in the order they apply (SECURITY.md states them with the tests that hold them):
+bytes (`max_bytes`, also enforced by every reader before it reads), declared pixels
+(`max_pixels`), JPEG scans and scans x pixels (`max_jpeg_scans`, `max_jpeg_scan_pixels`:
+each progressive scan is a pass over the whole image), and memory: the decoded picture
+is brought to 8 bits per channel strip by strip and shrunk to `max_side` *before*
+anything else (rotation, colour conversion) makes a full-size copy, so decoding peaks
+at about the decoded picture plus one byte per pixel (`MAX_BYTES_PER_PIXEL`).
 """
 
 from __future__ import annotations
@@ -13,16 +22,36 @@ import io
 import warnings
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel, ConfigDict, Field
 
-VERSION = "1"
+from adgen_dagster.imaging.jpeg_scans import count_scans
+
+VERSION = "2"
 
 # What `Image.open` may identify: the formats the README promises (Pillow's JPEG opener
 # also returns multi-picture MPO files from phone cameras). Everything else Pillow could
 # parse (EPS, which runs Ghostscript, and a long tail of legacy decoders) is refused as
 # "not an image".
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
+
+# Peak memory of `decode_upload` above what the caller already holds (the upload's bytes):
+# at most this many bytes per decoded pixel, plus the working images at `max_side`
+# (tests/test_decode_bounds.py measures it). The worst modes are 32-bit grey (4 + 1) and
+# palette images (1 + 4 for their RGBA expansion).
+MAX_BYTES_PER_PIXEL = 5
+
+_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_DEEP = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+_STRIP_PIXELS = 1 << 20  # rows converted at a time from a deep image: about 8 MB of float64
 
 
 class BadImageError(ValueError):
@@ -38,6 +67,14 @@ class DecodeParams(BaseModel):
     )
     min_side: int = Field(32, ge=1, description="Uploads with a shorter side than this are refused (too small for an ad).")
     max_bytes: int = Field(200 * 1024 * 1024, ge=1024, description="Uploads larger than this many bytes are refused.")
+    max_jpeg_scans: int = Field(
+        100, ge=1, le=10_000, description="JPEGs with more scans than this are refused (progressive files have about 10; "
+        "each scan is a decoding pass over the whole image)."
+    )
+    max_jpeg_scan_pixels: int = Field(
+        2_000_000_000, ge=10_000_000, description="JPEGs whose scans x pixels exceed this are refused (decoding work: "
+        "a 100 MP progressive JPEG may have up to 20 scans)."
+    )
 
 
 def _describe(exc: Exception) -> str:
@@ -45,24 +82,53 @@ def _describe(exc: Exception) -> str:
     return text[0].lower() + text[1:] if text else text
 
 
-def _to_8bit(im: Image.Image) -> Image.Image:
-    """Bring any Pillow mode to RGB or RGBA (8-bit), keeping transparency where it exists."""
-    mode = im.mode
-    if mode in ("RGB", "RGBA"):
-        return im
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        # Pillow's own convert("L") clips 16-bit data at 255; scale by the real range.
-        arr = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if mode.startswith("I;16") or arr.max() > 255 else 255.0
-        arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return Image.fromarray(arr, "L").convert("RGB")
-    if mode == "P":
+def _check_decode_work(im: Image.Image, data: bytes, name: str, p: DecodeParams) -> None:
+    """Refuse JPEG scan bombs before libjpeg runs (JPEG-in-TIFF: libtiff stops at 100 scans itself)."""
+    if im.format not in ("JPEG", "MPO"):
+        return
+    scans = count_scans(data, stop_after=p.max_jpeg_scans)
+    if scans > p.max_jpeg_scans:
+        raise BadImageError(f"{name}: a JPEG with more than {p.max_jpeg_scans} scans (possible decoder bomb; "
+                            "re-save it as a normal JPEG)")
+    w, h = im.size
+    if scans * w * h > p.max_jpeg_scan_pixels:
+        raise BadImageError(f"{name}: a {w}x{h} JPEG with {scans} scans is over the decoding limit of "
+                            f"{p.max_jpeg_scan_pixels / 1e6:.0f} megapixel-scans (possible decoder bomb; re-save it as a normal JPEG)")
+
+
+def _deep_to_l(im: Image.Image) -> Image.Image:
+    """16- or 32-bit grey to 8 bits, scaled by the real range (Pillow's convert clips at 255),
+    strip by strip so no full-size float copy is ever made."""
+    top = 65535.0 if im.mode.startswith("I;16") or im.getextrema()[1] > 255 else 255.0
+    w, h = im.size
+    out = np.empty((h, w), np.uint8)
+    step = max(1, _STRIP_PIXELS // max(1, w))
+    for y in range(0, h, step):
+        strip = np.asarray(im.crop((0, y, w, min(h, y + step))), dtype=np.float64)
+        out[y:y + strip.shape[0]] = np.clip(strip / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return Image.fromarray(out, "L")
+
+
+def _working_mode(im: Image.Image) -> Image.Image:
+    """A mode that can be resized well, at no more than one extra byte per pixel where possible."""
+    if im.mode in _DEEP:
+        return _deep_to_l(im)
+    if im.mode == "P":  # palette indices cannot be interpolated
         return im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
-    if mode in ("LA", "La", "PA", "RGBa"):
+    if im.mode == "1":
+        return im.convert("L")
+    if im.mode in ("PA", "La", "RGBa"):
+        return im.convert("RGBA" if im.mode != "La" else "LA")
+    return im
+
+
+def _final_mode(im: Image.Image) -> Image.Image:
+    """RGB or RGBA (8-bit), keeping transparency where it exists."""
+    if im.mode in ("RGB", "RGBA"):
+        return im
+    if im.mode == "LA":
         return im.convert("RGBA")
-    if mode == "CMYK":
-        # Adobe-style CMYK JPEGs are stored inverted; Pillow already handles the marker.
-        return im.convert("RGB")
+    # CMYK: Adobe-style inverted CMYK JPEGs are already handled by Pillow's JPEG plugin.
     return im.convert("RGB")
 
 
@@ -89,14 +155,15 @@ def decode_upload(data: bytes, name: str, params: DecodeParams | None = None) ->
                 )
             if min(w, h) < p.min_side:
                 raise BadImageError(f"{name}: the image is only {w}x{h} pixels; at least {p.min_side} px on each side is needed")
-            frames = getattr(im, "n_frames", 1)
-            if frames > 1:
-                im.seek(0)
+            _check_decode_work(im, data, name, p)
+            # The first frame of an animation is the one open() left current (no n_frames:
+            # counting frames would walk the whole file).
             # Shrink while decoding where the codec can (JPEG draft mode), then load fully.
             if im.format == "JPEG" and max(w, h) > 2 * p.max_side:
                 im.draft(im.mode, (p.max_side, p.max_side))
             im.load()
-            im = ImageOps.exif_transpose(im)
+            turn = _ORIENTATION.get(im.getexif().get(0x0112, 1))
+            im = _working_mode(im)
     except BadImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -109,12 +176,14 @@ def decode_upload(data: bytes, name: str, params: DecodeParams | None = None) ->
             raise BadImageError(f"{name}: the image data is truncated or damaged ({msg})") from None
         raise BadImageError(f"{name}: the image cannot be decoded ({msg})") from None
 
-    im = _to_8bit(im)
-    if im.mode == "RGBA" and im.getchannel("A").getextrema()[0] == 255:
-        im = im.convert("RGB")
-    if max(im.size) > p.max_side:
+    if max(im.size) > p.max_side:  # first shrink, then the full-size-free steps
         scale = p.max_side / max(im.size)
         size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
         im = im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    if turn is not None:
+        im = im.transpose(turn)
+    im = _final_mode(im)
+    if im.mode == "RGBA" and im.getchannel("A").getextrema()[0] == 255:
+        im = im.convert("RGB")
     im.info.clear()
     return im
