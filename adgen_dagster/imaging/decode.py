@@ -10,10 +10,12 @@ the original upload stays untouched.
 Bounds, in the order they apply (SECURITY.md states them with the tests that hold them):
 bytes (`max_bytes`, also enforced by every reader before it reads), declared pixels
 (`max_pixels`), JPEG scans and scans x pixels (`max_jpeg_scans`, `max_jpeg_scan_pixels`:
-each progressive scan is a pass over the whole image), and memory: the decoded picture
-is brought to 8 bits per channel strip by strip and shrunk to `max_side` *before*
-anything else (rotation, colour conversion) makes a full-size copy, so decoding peaks
-at about the decoded picture plus one byte per pixel (`MAX_BYTES_PER_PIXEL`).
+each progressive scan is a pass over the whole image), and memory: a picture larger than
+`max_side` is shrunk band of rows by band of rows, each band converted to 8 bits per
+channel (16-bit grey, palettes) just before it is resized, and rotation and colour
+conversion happen after, on the small picture; so the full-size picture exists once, as
+decoded (at most 4 bytes per pixel in Pillow), and decoding peaks at about that plus a
+few bands (`MAX_BYTES_PER_PIXEL`).
 """
 
 from __future__ import annotations
@@ -36,10 +38,10 @@ VERSION = "2"
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 
 # Peak memory of `decode_upload` above what the caller already holds (the upload's bytes):
-# at most this many bytes per decoded pixel, plus the working images at `max_side`
-# (tests/test_decode_bounds.py measures it). The worst modes are 32-bit grey (4 + 1) and
-# palette images (1 + 4 for their RGBA expansion).
-MAX_BYTES_PER_PIXEL = 5
+# at most this many bytes per pixel of the upload plus 100 MB of working images and bands
+# (tests/test_decode_bounds.py measures it in a fresh process). Pillow keeps RGB, RGBA, CMYK
+# and 32-bit grey at 4 bytes per pixel; JPEGs over twice `max_side` decode at reduced scale.
+MAX_BYTES_PER_PIXEL = 4
 
 _ORIENTATION = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -51,7 +53,7 @@ _ORIENTATION = {
     8: Image.Transpose.ROTATE_90,
 }
 _DEEP = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
-_STRIP_PIXELS = 1 << 20  # rows converted at a time from a deep image: about 8 MB of float64
+_BAND_ROWS = 64  # output rows made at a time when shrinking
 
 
 class BadImageError(ValueError):
@@ -96,30 +98,49 @@ def _check_decode_work(im: Image.Image, data: bytes, name: str, p: DecodeParams)
                             f"{p.max_jpeg_scan_pixels / 1e6:.0f} megapixel-scans (possible decoder bomb; re-save it as a normal JPEG)")
 
 
-def _deep_to_l(im: Image.Image) -> Image.Image:
-    """16- or 32-bit grey to 8 bits, scaled by the real range (Pillow's convert clips at 255),
-    strip by strip so no full-size float copy is ever made."""
-    top = 65535.0 if im.mode.startswith("I;16") or im.getextrema()[1] > 255 else 255.0
-    w, h = im.size
-    out = np.empty((h, w), np.uint8)
-    step = max(1, _STRIP_PIXELS // max(1, w))
-    for y in range(0, h, step):
-        strip = np.asarray(im.crop((0, y, w, min(h, y + step))), dtype=np.float64)
-        out[y:y + strip.shape[0]] = np.clip(strip / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return Image.fromarray(out, "L")
+def _deep_top(im: Image.Image) -> float:
+    """The value that maps to white for 16/32-bit grey: the format's range, not Pillow's clip at 255."""
+    if im.mode.startswith("I;16"):
+        return 65535.0
+    return 65535.0 if im.getextrema()[1] > 255 else 255.0
 
 
-def _working_mode(im: Image.Image) -> Image.Image:
-    """A mode that can be resized well, at no more than one extra byte per pixel where possible."""
+def _working_mode(im: Image.Image, top: float) -> Image.Image:
+    """A mode that can be resized well (8 bits per channel; palettes expanded)."""
     if im.mode in _DEEP:
-        return _deep_to_l(im)
+        arr = np.asarray(im, dtype=np.float64)
+        return Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
     if im.mode == "P":  # palette indices cannot be interpolated
         return im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
     if im.mode == "1":
         return im.convert("L")
     if im.mode in ("PA", "La", "RGBa"):
-        return im.convert("RGBA" if im.mode != "La" else "LA")
+        return im.convert("LA" if im.mode == "La" else "RGBA")
     return im
+
+
+def _shrink(im: Image.Image, size: tuple[int, int], top: float) -> Image.Image:
+    """`im` in its working mode and resized to `size`, band of rows by band of rows.
+
+    Only a band of the source is ever converted (16-bit, palette) or premultiplied by
+    Pillow's resize (RGBA), so the full-size picture exists once, as decoded. Each band
+    is cropped with the filter's reach on both sides, so the bands join seamlessly.
+    """
+    src_w, src_h = im.size
+    w, h = size
+    scale = src_h / h
+    reach = int(np.ceil(3 * max(scale, 1.0))) + 2  # LANCZOS has a radius of 3 output pixels
+    out = None
+    for r0 in range(0, h, _BAND_ROWS):
+        r1 = min(h, r0 + _BAND_ROWS)
+        y0, y1 = r0 * scale, r1 * scale
+        c0, c1 = max(0, int(y0) - reach), min(src_h, int(np.ceil(y1)) + reach)
+        band = _working_mode(im.crop((0, c0, src_w, c1)), top)
+        part = band.resize((w, r1 - r0), Image.Resampling.LANCZOS, box=(0, y0 - c0, src_w, y1 - c0), reducing_gap=3.0)
+        if out is None:
+            out = Image.new(part.mode, size)
+        out.paste(part, (0, r0))
+    return out
 
 
 def _final_mode(im: Image.Image) -> Image.Image:
@@ -163,7 +184,7 @@ def decode_upload(data: bytes, name: str, params: DecodeParams | None = None) ->
                 im.draft(im.mode, (p.max_side, p.max_side))
             im.load()
             turn = _ORIENTATION.get(im.getexif().get(0x0112, 1))
-            im = _working_mode(im)
+            top = _deep_top(im) if im.mode in _DEEP else 255.0
     except BadImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -176,10 +197,11 @@ def decode_upload(data: bytes, name: str, params: DecodeParams | None = None) ->
             raise BadImageError(f"{name}: the image data is truncated or damaged ({msg})") from None
         raise BadImageError(f"{name}: the image cannot be decoded ({msg})") from None
 
-    if max(im.size) > p.max_side:  # first shrink, then the full-size-free steps
+    if max(im.size) > p.max_side:  # first shrink (band by band), then everything else on the small picture
         scale = p.max_side / max(im.size)
-        size = (max(1, round(im.width * scale)), max(1, round(im.height * scale)))
-        im = im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+        im = _shrink(im, (max(1, round(im.width * scale)), max(1, round(im.height * scale))), top)
+    else:
+        im = _working_mode(im, top)
     if turn is not None:
         im = im.transpose(turn)
     im = _final_mode(im)
