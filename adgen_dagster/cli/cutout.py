@@ -110,7 +110,7 @@ def plan(inputs: list[Path], out_arg: str) -> tuple[list[Item], list[str], bool]
 def _failure(item: Item, exc: BaseException, verbose: bool) -> str:
     """One line that names the photo, whatever went wrong."""
     msg = one_line(exc, verbose)
-    return msg if item.label in msg else f"{item.label}: {msg}"
+    return msg if msg.startswith(item.label) else f"{item.label}: {msg}"
 
 
 @app.command(epilog=EPILOG)
@@ -149,7 +149,7 @@ def cutout(
                     raise ValueError(f"{item.label}: its output {printable(str(item.dest))} is already written from "
                                      f"{written[item.dest.resolve()]}")
                 if item.dest is not None:
-                    sources.guard(item.dest)  # never over a photo being read
+                    sources.guard(item.dest, item.label)  # never over a photo being read
                 data = read_stdin(cap) if item.src is None else read_named(item.src, item.label, cap)
                 photo = decode_upload(data, item.label, settings.decode)
                 cut = segment(photo, settings.segment)

@@ -134,12 +134,13 @@ class Inputs:
         if stat.S_ISREG(st.st_mode):
             self.ids[(st.st_dev, st.st_ino)] = label
 
-    def guard(self, dest: Path) -> None:
-        """Refuse `dest` when it is (a link to, or another name of) one of the inputs."""
+    def guard(self, dest: Path, label: str) -> None:
+        """Refuse `dest` (the output of `label`) when it is, or links to, one of the inputs."""
         try:
             st = os.stat(dest)
         except OSError:
             return
         other = self.ids.get((st.st_dev, st.st_ino))
         if other is not None:
-            raise WouldOverwrite(f"not written: {printable(str(dest))} is the input {other}; choose another output")
+            what = "this photo itself" if other == label else f"the input {other}"
+            raise WouldOverwrite(f"{label}: not written: the output {printable(str(dest))} is {what}; choose another output")

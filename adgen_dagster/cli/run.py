@@ -252,7 +252,7 @@ def process(jobs: list[Job], chain, headline, out: Path, quiet: bool, verbose: b
                 res = run_one(job, chain, headline, on_stage, max_bytes)
                 on_stage(steps - 1, "write")
                 for fname in res.files:
-                    sources.guard(out / res.pid / fname)  # never over a photo being read
+                    sources.guard(out / res.pid / fname, job.label)  # never over a photo being read
                 for fname, data in res.files.items():
                     write_atomic(out / res.pid / fname, data)
                 res.ok = True
@@ -263,7 +263,7 @@ def process(jobs: list[Job], chain, headline, out: Path, quiet: bool, verbose: b
 
                     traceback.print_exc()
                 msg = one_line(exc, verbose)
-                named = job.label in msg or job.name_in_errors in msg
+                named = msg.startswith((job.label, job.name_in_errors))
                 res = Outcome(job, pid=product_id_for(job.upload_name), error=msg if named else f"{job.label}: {msg}")
                 emit(f"adgen run: {res.error}")
                 progress.update(task, description=f"{name}  FAILED")

@@ -141,7 +141,7 @@ def upload(
 
                     traceback.print_exc()
                 msg = one_line(exc, verbose_on(verbose))
-                say(f"adgen upload: {msg if label in msg else f'{label}: {msg}'}")
+                say(f"adgen upload: {msg if msg.startswith(label) else f'{label}: {msg}'}")
         if not quiet:
             say(f"{len(done)} uploaded, {failed} refused -> {store.uri('uploads')}")
         if failed:
