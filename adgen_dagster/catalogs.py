@@ -33,7 +33,7 @@ from pydantic import ValidationError
 
 from adgen_dagster.imaging.details import MAX_DETAILS_BYTES, ProductDetails
 from adgen_dagster.product_ids import is_valid_product_id, product_id_for
-from adgen_dagster.sensors import JOB, _json_cursor, _parallel, _partition_requests, _read_json, _settings, _status
+from adgen_dagster.sensor_base import JOB, _json_cursor, _parallel, _partition_requests, _read_json, _settings, _status
 from adgen_dagster.settings import SensorSettings
 from adgen_dagster.told import Told
 from resources.io import encode_json
@@ -224,22 +224,32 @@ def _take(store: ObjectStore, cat: _Catalog, budget: int, workers: int) -> None:
 
 
 def _share_out(store: ObjectStore, pending: list[_Catalog], settings: SensorSettings, started: float) -> None:
-    """Equal shares of the tick's row budget to every unfinished catalog, round after round."""
+    """Equal shares of the tick's row budget to every unfinished catalog, round after round.
+
+    Stops at `tick_seconds`, but only after every catalog had a first slice of its share:
+    a slow store slows all catalogs down, it never starves one of them.
+    """
     budget = settings.catalog_rows_per_tick
-    while budget > 0 and time.monotonic() - started < settings.tick_seconds:
+    first_round = True
+
+    def in_time() -> bool:
+        return time.monotonic() - started < settings.tick_seconds
+
+    while budget > 0 and (first_round or in_time()):
         open_ = [c for c in pending if c.left > 0]
         if not open_:
             return
         share = max(1, budget // len(open_))
         for cat in open_:
             want = min(share, budget, cat.left)
-            while want > 0 and time.monotonic() - started < settings.tick_seconds:
+            sliced = 0
+            while want > 0 and ((first_round and sliced == 0) or in_time()):
                 step = min(want, SLICE)
                 _take(store, cat, step, settings.workers)
-                want -= step
-                budget -= step
+                want, budget, sliced = want - step, budget - step, sliced + 1
             if budget <= 0:
                 return
+        first_round = False
 
 
 def _requests(cat: _Catalog) -> list[dg.RunRequest]:

@@ -31,62 +31,20 @@ from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional
+from typing import Iterable, Optional
 
 import dagster as dg
 
+from adgen_dagster.catalogs import catalog_sensor
 from adgen_dagster.partitions import products_partitions
 from adgen_dagster.product_ids import is_valid_product_id, product_id_for
-from adgen_dagster.settings import SensorSettings, get_settings
+from adgen_dagster.sensor_base import JOB, _json_cursor, _parallel, _partition_requests, _read_json, _settings, _status
+from adgen_dagster.settings import SensorSettings
 from adgen_dagster.told import Told
-from resources.io import encode_json
 from resources.object_store import NotAnObject, ObjectInfo, ObjectStore, shown
 from resources.products import UPLOADS, is_image_name, product_key, register_upload
 from resources.store_resource import StoreResource
-
-JOB = "adgen_pipeline"
-PARTITIONS = products_partitions.name
-
-
-def _settings() -> SensorSettings:
-    return get_settings().sensor
-
-
-def _status() -> dg.DefaultSensorStatus:
-    return dg.DefaultSensorStatus.RUNNING if _settings().running else dg.DefaultSensorStatus.STOPPED
-
-
-def _read_json(store: ObjectStore, key: str) -> Optional[dict]:
-    """A JSON object the pipeline wrote itself (records, reports); None when absent or not one."""
-    raw = store.get_or_none(key)
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _parallel(fn: Callable[[Any], Any], items: list, workers: int) -> list:
-    """`fn` over `items` in order; store calls are I/O bound (S3 round trips)."""
-    if workers <= 1 or len(items) <= 1:
-        return [fn(i) for i in items]
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        return list(pool.map(fn, items))
-
-
-def _known_partitions(context: dg.SensorEvaluationContext) -> set[str]:
-    return set(context.instance.get_dynamic_partitions(PARTITIONS))
-
-
-def _partition_requests(context, pids: Iterable[str]) -> list:
-    known = _known_partitions(context)
-    new = list(dict.fromkeys(p for p in pids if p not in known))
-    return [dg.AddDynamicPartitionsRequest(PARTITIONS, new)] if new else []
-
 
 # --- upload sensor -----------------------------------------------------------------------
 
@@ -100,14 +58,6 @@ class _Outcome:
     quiet: bool = False  # skipped without a log line (sidecars)
     error: str = ""
     registered: bool = False
-
-
-def _json_cursor(raw: Optional[str]) -> dict:
-    try:
-        cur = json.loads(raw) if raw else {}
-    except json.JSONDecodeError:
-        cur = {}
-    return cur if isinstance(cur, dict) else {}
 
 
 def _upload_cursor(raw: Optional[str]) -> dict:
@@ -309,7 +259,5 @@ def _split_sensor():
 
 
 split_failed_batches = _split_sensor()
-
-from adgen_dagster.catalogs import catalog_sensor, parse_catalog  # noqa: E402 (it uses the helpers above)
 
 SENSORS = [upload_sensor, catalog_sensor, split_failed_batches]

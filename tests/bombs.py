@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from adgen_dagster.imaging.jpeg_scans import count_scans  # noqa: F401  (tests compare with it)
 
 _MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 

@@ -23,7 +23,7 @@ from adgen_dagster.cli import app
 from adgen_dagster.product_ids import product_id_for
 from tests.hostile import fifo, link, sparse, tree_state, unix_socket
 from tests.imagegen import blank, encode, product_photo
-from tests.test_cli import ADGEN, adgen
+from tests.test_cli import ADGEN
 
 pytestmark = pytest.mark.timeout(180)
 SMALL_ENV = {"ADGEN_COMPOSITE__WIDTH": "192", "ADGEN_COMPOSITE__HEIGHT": "192", "ADGEN_BACKDROP__WIDTH": "192",

@@ -32,7 +32,7 @@ from adgen_dagster.cli._app import (
     verbose_on,
     write_atomic,
 )
-from adgen_dagster.cli.inputs import IMAGE_SUFFIXES, Inputs, output_stem, printable, read_named, read_stdin, scan_folder  # noqa: F401
+from adgen_dagster.cli.inputs import Inputs, output_stem, printable, read_named, read_stdin, scan_folder
 
 
 EPILOG = """\
