@@ -15,14 +15,20 @@ the run key is tied to the object's version,
 (version = ETag on S3, mtime+size locally) and Dagster launches a run key only once per
 sensor: the same object never runs twice, a re-upload or a changed sidecar runs again.
 
-Per object: sidecars (`<file>.json`) and other JSON are skipped silently; other
+Per object (each judged alone): sidecars (`<file>.json`) and other JSON are skipped silently; other
 non-images, empty objects and names that give no valid product id are skipped with a
 logged reason; an error on one object is logged and the tick goes on. Full decoding is
 left to `product_image`, which fails that product's partition with a readable message
 (a corrupt JPEG still gets its run). `products/<pid>/upload.json` is rewritten only when
 the upload behind the product changed. Two uploads with the same product id (`shoe.jpg`
-and `shoe.png`): the most recently written one wins (ties: the greater key), the other
-is skipped with a logged reason.
+and `shoe.png`): the one written into the store last wins (`ObjectInfo.modified`: the
+upload time on S3; locally the later of the file's modification and change times, so a
+copy that kept an old file time still counts as new; ties: the greater key), the other is
+skipped with a logged reason.
+
+Names the store lists but will not read (links, FIFOs, sockets, names no key can hold:
+`ListPage.refused`) and the objects skipped for a reason are reported once: the cursor
+also holds `"told"`, short digests of what was already said (`adgen_dagster.told`).
 
 `catalog_sensor` (catalog manifests under `catalogs/`) lives in `adgen_dagster.catalogs`.
 """

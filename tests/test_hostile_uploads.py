@@ -209,3 +209,34 @@ def test_catalogs_odd_names_links_fifos_and_rows_through_a_linked_folder(store, 
 
     again, log2 = tick(catalog_sensor, instance, store_resource, result.cursor)
     assert again.run_requests == [] and not [ln for ln in log2 if "skipped" in ln or "huge" in ln], log2
+
+
+@pytest.mark.timeout(120)
+def test_on_s3_odd_keys_markers_and_oversized_objects_are_judged_alone(server, instance):
+    import uuid
+
+    from resources.object_store import TooLarge
+    from resources.store_resource import StoreResource
+
+    client, bucket = server.client(), f"adgen-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    objects = {"uploads/good.jpg": jpeg(), "uploads/a%2Fb.jpg": jpeg(1), "uploads/sub/": b"",
+               "uploads/esc\x1b.jpg": jpeg(2), "uploads/big.jpg": os.urandom(2_500_000), "uploads/empty.jpg": b""}
+    for key, body in objects.items():
+        client.put_object(Bucket=bucket, Key="shop/" + key, Body=body)
+    resource = StoreResource(kind="s3", bucket=bucket, prefix="shop/", s3=server.resource())
+    result, log = tick(upload_sensor, instance, resource)
+    assert sorted(r.partition_key for r in result.run_requests) == sorted(
+        [product_id_for(n) for n in ("good.jpg", "a%2Fb.jpg", "big.jpg")])
+    assert sum("esc\\x1b.jpg" in ln and "skipped: invalid object key: the name holds the control character" in ln
+               for ln in log) == 1
+    assert not any("uploads/sub/" in ln for ln in log)  # a folder marker is not an object: no word about it
+    assert any(ln == "upload 'uploads/empty.jpg' skipped: empty file" for ln in log)
+
+    store = resource.get_store()
+    with pytest.raises(TooLarge, match="uploads/big.jpg is 2.5 MB, larger than the 1.0 MB limit"):
+        store.get("uploads/big.jpg", 1_000_000)
+    run = dg.materialize(PIPELINE_ASSETS[:1], partition_key="big", resources={"store": resource}, instance=instance,
+                         run_config={"ops": {"product_image": {"config": {"max_bytes": 1_000_000}}}}, raise_on_error=False)
+    [message] = failures(run)
+    assert "product_image failed for product 'big': big.jpg: the file is 2 MB, larger than the 1 MB limit" in message
