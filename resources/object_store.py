@@ -275,7 +275,11 @@ class LocalObjectStore(ObjectStore):
             if problem is not None:
                 refused.append(Refused(shown(key), f"invalid object key: {problem}"))
                 continue
-            st = self._lstat(key) if entry_kind == "file" else None
+            try:
+                st = self._lstat(key) if entry_kind == "file" else None
+            except (NotAnObject, OSError) as exc:  # its folder was swapped for a link meanwhile: that entry only
+                refused.append(Refused(key, str(exc)))
+                continue
             if st is not None and stat.S_ISREG(st.st_mode):
                 objects.append(self._info(key, st))
             elif st is not None or entry_kind != "file":
