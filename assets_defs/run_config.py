@@ -57,8 +57,8 @@ def problems(run_config: dict[str, Any]) -> list[str]:
             continue
         try:
             s = spec(kind, config.backend)
-        except BackendError:
-            out.append(f"{where}.backend: unknown {kind} backend {config.backend!r}")
+        except BackendError as exc:
+            out.append(f"{where}.backend: {exc}")
             continue
         if s.params is not None:
             try:

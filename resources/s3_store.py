@@ -163,7 +163,9 @@ class S3ObjectStore(ObjectStore):
             problem = key_problem(key)
             if problem is None:
                 objects.append(ObjectInfo(key, int(o["Size"]), o["ETag"].strip('"'), _epoch(o.get("LastModified"))))
-            elif not (key.endswith("/") and int(o["Size"]) == 0):  # folder markers are not objects: no word
+            elif key.endswith("/") and int(o["Size"]) == 0:
+                refused.append(Refused(key, "a folder marker, not an object"))
+            else:
                 refused.append(Refused(key, f"invalid object key: {problem}"))
         more = resp.get("IsTruncated") and keys
         return ListPage(objects, keys[-1] if more else None, refused)

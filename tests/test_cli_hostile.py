@@ -88,6 +88,17 @@ def test_cutout_trailing_slash_is_a_folder_and_a_pipe_is_a_file(tmp_path, runner
     assert r.exit_code == 0, r.output
     assert (tmp_path / "newdir").is_dir() and (tmp_path / "newdir" / "mug.png").is_file()
 
+    # hidden names are photos (as for the sensor), and a 255-byte name gets its 255-byte output
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    long = "l" * 251 + ".jpg"
+    for name in (".jpg", "..jpg", ".hidden.png", long):
+        (hidden / name).write_bytes(photo())
+    r = runner.invoke(app, ["cutout", str(hidden), str(tmp_path / "cut")])
+    assert r.exit_code == 0 and "4 written, 0 failed, 0 skipped" in r.output, r.output
+    assert sorted(p.name for p in (tmp_path / "cut").iterdir()) == sorted(
+        [product_id_for(".jpg") + ".png", product_id_for("..jpg") + ".png", ".hidden.png", "l" * 251 + ".png"])
+
     if ADGEN is None or shutil.which("bash") is None:
         pytest.fail("needs the adgen console script and bash")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADGEN_")}

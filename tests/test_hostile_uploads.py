@@ -230,7 +230,7 @@ def test_on_s3_odd_keys_markers_and_oversized_objects_are_judged_alone(server, i
         [product_id_for(n) for n in ("good.jpg", "a%2Fb.jpg", "big.jpg")])
     assert sum("esc\\x1b.jpg" in ln and "skipped: invalid object key: the name holds the control character" in ln
                for ln in log) == 1
-    assert not any("uploads/sub/" in ln for ln in log)  # a folder marker is not an object: no word about it
+    assert sum(ln == "upload 'uploads/sub/' skipped: a folder marker, not an object" for ln in log) == 1
     assert any(ln == "upload 'uploads/empty.jpg' skipped: empty file" for ln in log)
 
     store = resource.get_store()

@@ -43,7 +43,8 @@ def test_bad_values_fail_the_first_step_naming_every_field(store, store_resource
                   "ops.background.config.height: Input should be greater than or equal to 16 (got 3)",
                   "ops.retouched.config.brightness: Input should be greater than 0 (got 0.0)",
                   "ops.segmentation.config.birefnet.input_size:",
-                  "ops.analysis.config.backend: unknown analyzer backend 'qwen-typo'"):
+                  "ops.analysis.config.backend: unknown analyzer backend 'qwen-typo'; set ADGEN_ANALYZER (or the run "
+                  "config field 'backend') to one of: classical, qwen2-vl"):
         assert field in message, (field, message)
     assert [e.step_key for e in result.all_events if e.is_step_failure] == ["product_image"]
     assert not result.get_asset_materialization_events()
