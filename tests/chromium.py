@@ -22,12 +22,14 @@ from pathlib import Path
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
-FLAGS = (
+# Headless, offline and quiet: no sandbox (containers), no GPU, no QUIC, no first-run or
+# background traffic; every run gets a fresh --user-data-dir.
+BASE_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--hide-scrollbars", "--force-device-scale-factor=1",
-    "--mute-audio", "--remote-debugging-pipe",
+    "--disable-dev-shm-usage",
 )
+FLAGS = (*BASE_FLAGS, "--hide-scrollbars", "--force-device-scale-factor=1", "--mute-audio", "--remote-debugging-pipe")
 
 
 class ChromiumError(RuntimeError):

@@ -73,7 +73,7 @@ def test_product_text_is_escaped_and_the_page_self_contained(studio):
         # Every reference is a data: URI (nothing next to the page, nothing remote).
         refs = [v for _, a, v in page.attrs if a in ("src", "href", "srcset", "action", "data", "poster")]
         refs += re.findall(r"url\(([^)]*)\)", page.style)
-        assert refs and all(r.startswith(("data:image/webp;base64,", "data:font/woff;base64,")) for r in refs), refs
+        assert refs and all(r.startswith(("data:image/jpeg;base64,", "data:font/woff;base64,")) for r in refs), refs
         assert "@import" not in page.style and not [a for _, a, _ in page.attrs if a.startswith("on")]
         csp = dict((a, v) for t, a, v in page.attrs if t == "meta" and a == "content" and "default-src" in v)
         assert csp and "default-src 'none'" in csp["content"] and "script-src" not in csp["content"]
@@ -99,14 +99,14 @@ def test_page_has_all_text_and_fallback_headline(studio):
 def test_picture_is_the_ad_without_its_text(studio):
     img, an = studio
     for c in render_ads(img, an, DETAILS):
-        uri = re.search(r'<img class="picture" src="data:image/webp;base64,([^"]+)"', c.html).group(1)
+        uri = re.search(r'<img class="picture" src="data:image/jpeg;base64,([^"]+)"', c.html).group(1)
         pic = np.asarray(Image.open(io.BytesIO(base64.b64decode(uri))).convert("RGB")).astype(int)
         png = np.asarray(c.png).astype(int)
         assert pic.shape == png.shape
         x0, y0, x1, y1 = c.text_box
         outside = np.ones(png.shape[:2], bool)
         outside[y0:y1, x0:x1] = False
-        assert np.abs(pic - png)[outside].mean() < 1.5  # the same picture (WebP-compressed) ...
+        assert np.abs(pic - png)[outside].mean() < 1.5  # the same picture (JPEG-compressed) ...
         inside = np.abs(pic - png)[y0:y1, x0:x1].max(axis=2)
         assert (inside > 60).mean() > 0.05  # ... with no text where the PNG has its text
 

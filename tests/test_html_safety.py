@@ -15,7 +15,6 @@ import html.parser
 import http.server
 import json
 import re
-import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -25,9 +24,9 @@ import pytest
 from adgen_dagster.imaging.ads import AdParams, render_ads
 from adgen_dagster.imaging.analyze import analyze_classical
 from adgen_dagster.imaging.details import parse_details
+from tests.chromium import BASE_FLAGS, CHROMIUM
 from tests.imagegen import product_photo
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (.ci/run installs Debian's `chromium`)")
 
 MARK = "data-pwned"
@@ -97,9 +96,7 @@ def dump_dom(pages: list[Path], profile_root: Path) -> list[str]:
     procs = []
     for i, page in enumerate(pages):
         procs.append(subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", f"--user-data-dir={profile_root / f'profile{i}'}",
+            [CHROMIUM, *BASE_FLAGS, f"--user-data-dir={profile_root / f'profile{i}'}",
              "--virtual-time-budget=3000", "--dump-dom", page.as_uri()],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True))
     out = []
@@ -134,7 +131,7 @@ def test_hostile_sidecar_text_is_inert_in_a_real_browser(tmp_path, beacon):
     tags.feed(ad.html)
     assert {t for t, _ in tags.seen} <= SAFE_TAGS, {t for t, _ in tags.seen} - SAFE_TAGS
     urls = [(t, a, v[:23]) for t, attrs in tags.seen for a, v in attrs if a in ("src", "href", "srcset", "action", "data", "poster")]
-    assert urls == [("img", "src", "data:image/webp;base64,")]  # the ad's own picture, embedded
+    assert urls == [("img", "src", "data:image/jpeg;base64,")]  # the ad's own picture, embedded
     assert not [a for _, attrs in tags.seen for a, _ in attrs if a.startswith("on")]
     style_urls = re.findall(r"url\(([^)]{0,22})", tags.style)
     assert style_urls and set(style_urls) == {"data:font/woff;base64,"} and "@import" not in tags.style

@@ -3,11 +3,10 @@
 WOFF 1.0 is the sfnt's tables, each zlib-compressed on its own, behind a small directory;
 decompressing gives back every table byte for byte. That matters for NanumSquare: "Nanum"
 is a Reserved Font Name under its OFL licence, so a Modified Version (a subset, a WOFF2
-with transformed glyf/loca tables, changed metadata) could not keep the name. The OFL FAQ
-(2.2, "Can I make and use WOFF versions of OFL fonts?") allows a WOFF of an unmodified font
-without renaming when the font data is unchanged except for compression and no WOFF
-metadata block is added, which is what `woff()` writes (and tests/test_ad_html.py checks
-by unpacking it). NanumSquare Bold: 733,500 bytes as TTF, 282,040 as WOFF.
+with transformed glyf/loca tables, changed metadata) could not keep the name. The OFL FAQ's
+entry on WOFF versions of OFL fonts allows a WOFF of an unmodified font without renaming
+when the font data is unchanged except for compression and no WOFF metadata block is
+added, which is what `woff()` writes (and tests/test_ad_html.py checks by unpacking it). NanumSquare Bold: 733,500 bytes as TTF, 280,484 as WOFF.
 """
 
 from __future__ import annotations
