@@ -8,8 +8,9 @@ from adgen_dagster.partitions import products_partitions
 from adgen_dagster.settings import get_settings
 from adgen_dagster.imaging.segment_gate import CutoutRejected
 from assets_defs.checks import CUTOUT_QUALITY, MASK_COVERAGE, cutout_quality_result, mask_coverage_result, worst
-from assets_defs.common import failures_named, materialize_stage, run_metadata, stage_metadata
+from assets_defs.common import materialize_stage, run_metadata, stage_metadata
 from assets_defs.config import backend_fields, configured_backend, stage_config, to_params
+from assets_defs.run_config import rule, starting
 from resources import stages
 from resources.object_store import ObjectNotFound
 from resources.products import upload_for
@@ -22,6 +23,9 @@ SegmentConfig = stage_config(
     get_settings().segment,
     **backend_fields("segmenter", get_settings().segmenter, "Cut-out backend."),
 )
+
+
+rule("segmentation", SegmentConfig, SegmentParams, "segmenter")
 
 
 @dg.multi_asset(
@@ -43,7 +47,7 @@ SegmentConfig = stage_config(
     can_subset=False,
 )
 def segmentation(context: dg.AssetExecutionContext, config: SegmentConfig, store: StoreResource, gpu: GpuResource):
-    with failures_named("segmentation"):
+    with starting(context, "segmentation"):
         params = to_params(config, SegmentParams)
         backend = configured_backend("segmenter", config, gpu)
     rejected: dict[str, str] = {}
