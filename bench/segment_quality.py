@@ -12,7 +12,7 @@ and the ratio to raw u2netp:
 - `classical`: the classical path (background model + GrabCut + band matting);
 - `grabcut`: plain cv2.grabCut from a rectangle 5 % inside the border, 5 iterations;
 - `u2netp (rembg)`: the shipped model with rembg's own pre/post-processing, the raw baseline;
-- `u2netp`: our refined neural cut-out (crop pass, detail shots, edges, specks);
+- `u2netp`: our refined neural cut-out (detail shots, edges, specks, a second view when unsure);
 - `auto` (the default): `u2netp`, or `classical` on a clean studio backdrop where it is better.
 
 `--steps` adds the table of what each refinement step buys (each row adds one step to the
@@ -70,6 +70,22 @@ def neural(p: SegmentParams):
 
 
 # Candidates measured and not kept (see imaging/saliency.py): each replaces the default's map.
+def crop_pass(img: Image.Image, margin: float = 0.1) -> np.ndarray:
+    """The model run again on the product's box (10 % margin), its map replacing the box."""
+    w, h = img.size
+    m = u2netp.predict(img)
+    full = saliency.upsample(m, w, h)
+    ys, xs = np.nonzero(full > 0.5)
+    if len(ys):
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        my, mx = int((y1 - y0) * margin) + 2, int((x1 - x0) * margin) + 2
+        y0, y1, x0, x1 = max(0, y0 - my), min(h, y1 + my), max(0, x0 - mx), min(w, x1 + mx)
+        crop = u2netp.predict(img.crop((x0, y0, x1, y1)))
+        full = full.copy()
+        full[y0:y1, x0:x1] = saliency.upsample(crop, x1 - x0, y1 - y0)
+    return saliency.to_alpha(full, 1.5, 0.02)
+
+
 def flip_tta(img: Image.Image) -> np.ndarray:
     """Average of the map and the map of the mirrored photo, then the default's steps."""
     w, h = img.size
@@ -206,19 +222,20 @@ def main() -> None:
                 title=f"Development set: {len(cases)} photos, long side {args.size} px ({', '.join(f'{k} {sum(c.kind == k for c in cases)}' for k in kinds)})")
 
     if args.steps:
-        off = dict(crop_pass=False, detail_peak=0.0, edge_gain=1.0, min_component=0.0)
-        steps = [
-            ("raw map, bilinear upsample", SegmentParams(**off)),
-            ("+ crop pass", SegmentParams(**{**off, "crop_pass": True})),
-            ("+ detail shots", SegmentParams(**{**off, "crop_pass": True, "detail_peak": p.detail_peak})),
-            ("+ steeper edges", SegmentParams(**{**off, "crop_pass": True, "detail_peak": p.detail_peak, "edge_gain": p.edge_gain})),
-            ("+ specks dropped (= u2netp)", p),
-        ]
+        off = dict(detail_peak=0.0, edge_gain=1.0, min_component=0.0, second_view_uncertain=1e9)
+        on = dict(off)
+        steps = []
+        for label, key in (("raw map, bilinear upsample", None), ("+ detail shots", "detail_peak"),
+                           ("+ steeper edges", "edge_gain"), ("+ specks dropped", "min_component"),
+                           ("+ second view when unsure (= u2netp)", "second_view_uncertain")):
+            if key:
+                on[key] = getattr(p, key)
+            steps.append((label, SegmentParams(**on)))
         rows = [evaluate(n, neural(sp), cases) for n, sp in steps]
         rows.append(results[4])
         rows += [evaluate(f"not kept: {n}", f, cases) for n, f in
-                 (("flips at test time", flip_tta), ("GrabCut seeded from the map", grabcut_seeded),
-                  ("band matting on the map's edge", band_matting))]
+                 (("crop pass on the product's box", crop_pass), ("flips at test time", flip_tta),
+                  ("GrabCut seeded from the map", grabcut_seeded), ("band matting on the map's edge", band_matting))]
         print_table(["step", "IoU", "MAE", "s/img", "IoU x raw", "MAE x raw"] + [f"{k} IoU/MAE" for k in kinds],
                     [summary(r, base, kinds) for r in rows], title="What each step buys (cumulative)")
 

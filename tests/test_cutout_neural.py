@@ -25,8 +25,8 @@ DEVSET_BG = SOURCES / "bg"
 
 @pytest.fixture(scope="module")
 def devset():
-    """Five development-set photos (real photographs behind photographed objects, exact alpha)."""
-    return make_devset(n=5, size=512, seed=3)
+    """Eight development-set photos (real photographs behind photographed objects, exact alpha)."""
+    return make_devset(n=8, size=512)
 
 
 # ---------------------------------------------------------------- the shipped model
@@ -62,27 +62,48 @@ def test_rembg_baseline_is_the_model_map_resized(devset):
 # ---------------------------------------------------------------- cut-outs against known alpha
 
 
-def test_default_segmenter_is_auto_and_beats_raw_u2netp_on_generated_photos(devset):
+def test_default_cut_out_of_generated_photos_against_their_known_alpha(devset):
+    """Products on real photographs (bridge, brushes, concrete, a wall, leaves, a room floor),
+    a pair, a studio sweep and a close-up: the default's cut-outs against the exact alpha."""
     assert AdgenSettings().segmenter == "auto"
     seg = get_segmenter("auto")
     ours, raw = [], []
     for c in devset:
         cut = seg(c.image, SegmentParams())
         a = np.asarray(cut.mask, np.float32) / 255.0
+        assert cut.rgba.size == c.image.size and cut.stats["path"] in ("u2netp", "classical")
         ours.append((iou(a, c.alpha), mae(a, c.alpha)))
         r = u2netp.rembg_mask(c.image)
         raw.append((iou(r, c.alpha), mae(r, c.alpha)))
-        assert cut.rgba.size == c.image.size and cut.stats["path"] in ("u2netp", "classical")
+        if c.kind != "closeup":
+            assert ours[-1][0] > 0.9, (c.name, ours[-1])
     o, r = np.mean(ours, axis=0), np.mean(raw, axis=0)
-    assert o[0] >= 0.9, ours
-    assert o[0] >= r[0] and o[1] <= r[1], (o, r)
+    assert o[0] > 0.93 and o[1] < 0.02, o
+    assert o[1] < r[1], (o, r)  # steeper edges: less alpha error than rembg's processing
+
+
+def test_second_view_rescues_a_product_the_full_view_misreads():
+    """A white mug before back-lit dandelions: at 320 px the model sees the bright handle hole,
+    at 256 px the mug; the mug's outline follows the photo's edges, so it wins."""
+    [c] = make_devset(only=[35])
+    alpha, stats = u2netp.neural_alpha(np.asarray(c.image), SegmentParams())
+    assert stats["second_view"] == "used" and stats["edge_alignment"][1] > stats["edge_alignment"][0]
+    assert iou(alpha, c.alpha) > 0.85
+    assert iou(u2netp.rembg_mask(c.image), c.alpha) < 0.5  # what the raw model gives
+
+
+def test_close_up_of_a_fruit_is_a_detail_shot():
+    [c] = make_devset(only=[26])  # an apricot filling the frame
+    cut = cutout_auto(c.image)
+    assert cut.stats["detail_shot"] is True and iou(np.asarray(cut.mask, np.float32) / 255.0, c.alpha) > 0.95
+    assert iou(u2netp.rembg_mask(c.image), c.alpha) < 0.1
 
 
 def test_real_photo_scene_goes_the_neural_way(devset):
     scene = next(c for c in devset if c.kind == "scene")
     cut = cutout_auto(scene.image)
     assert cut.stats["path"] == "u2netp" and cut.stats["why"] == "not a plain studio backdrop"
-    assert iou(np.asarray(cut.mask, np.float32) / 255.0, scene.alpha) > 0.85
+    assert iou(np.asarray(cut.mask, np.float32) / 255.0, scene.alpha) > 0.95
 
 
 def test_studio_grid_of_white_bulbs_keeps_the_classical_cut_out():

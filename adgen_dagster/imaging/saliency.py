@@ -2,80 +2,37 @@
 
 A model such as U²-Net-p sees the photo squeezed to 320 x 320: its map is right about
 *what* the product is on an ordinary photo (a table, a shelf, plants behind), and coarse
-about *where* its outline runs. These steps were kept because each one measured better
-on the development set (`bench/segment_quality.py --steps` prints what each buys):
+about *where* its outline runs. These steps were kept because
+each one measured better on the development set (`bench/segment_quality.py --steps`
+prints what each buys):
 
-1. **Crop pass**: the model runs a second time on the product's box (plus a margin),
-   which gives it 1.5-3x the pixels on the product: thin parts and outlines improve.
-   Skipped when the box is most of the photo (nothing to gain).
-2. **Detail shot**: when nothing in the photo is salient (the map's peak is low), the
+1. **Detail shot**: when nothing in the photo is salient (the map's peak is low), the
    product fills the frame (a close-up of a fabric, a lemon's skin): the whole photo is
    the product. This is a decision, not a failure: the composite then shows the photo.
-3. **Edges**: the map, upsampled to the photo's size, is steepened around 0.5, because
+2. **Edges**: the map, upsampled to the photo's size, is steepened around 0.5, because
    upsampling a 320 px map spreads a sharp edge over several pixels.
-4. **Specks**: pieces far smaller than the largest piece are dropped.
-5. **Second view**: when the full view was unsure (many half-sure pixels per product pixel),
+3. **Specks**: pieces far smaller than the largest piece are dropped.
+4. **Second view**: when the full view was unsure (many half-sure pixels per product pixel),
    the model also looks at the photo at 256 x 256 (a coarser view that sees large and
    close-up products whole). If the two views disagree, the one whose outline follows the
    photo's own edges better wins (`edge_alignment`): a true outline sits on an edge of the
    photo, a guessed one mostly does not.
 
-What was measured and *not* kept (see the benchmark's step table): flips at test time,
-GrabCut seeded from the map, band matting on the map's boundary, padding the photo.
+What was measured and *not* kept (see the benchmark's step table): a second pass on the
+product's crop (it helped at one photo size and hurt at others, and costs a model run),
+flips at test time, GrabCut seeded from the map, band matting on the map's boundary.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
-__all__ = ["CropBox", "crop_box", "edge_alignment", "fuse_crop", "iou", "is_detail_shot", "to_alpha", "uncertain_ratio"]
-
-
-@dataclass(frozen=True)
-class CropBox:
-    """A box (y0, y1, x0, x1) in full-resolution pixels, end-exclusive."""
-
-    y0: int
-    y1: int
-    x0: int
-    x1: int
-
-    @property
-    def area(self) -> int:
-        return (self.y1 - self.y0) * (self.x1 - self.x0)
+__all__ = ["edge_alignment", "iou", "is_detail_shot", "to_alpha", "uncertain_ratio", "upsample"]
 
 
 def upsample(m: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(m, (width, height), interpolation=cv2.INTER_LINEAR) if m.shape != (height, width) else m
-
-
-def crop_box(saliency: np.ndarray, width: int, height: int, margin: float, max_area: float) -> CropBox | None:
-    """The product's box (where the map > 0.5) with `margin` of its size around it, at full
-    resolution; None when there is nothing, or the box would cover more than `max_area` of
-    the photo."""
-    hs, ws = saliency.shape
-    ys, xs = np.nonzero(saliency > 0.5)
-    if len(ys) == 0:
-        return None
-    sy, sx = height / hs, width / ws
-    y0, y1 = ys.min() * sy, (ys.max() + 1) * sy
-    x0, x1 = xs.min() * sx, (xs.max() + 1) * sx
-    my, mx = (y1 - y0) * margin + 2 * sy, (x1 - x0) * margin + 2 * sx
-    box = CropBox(max(0, int(y0 - my)), min(height, int(np.ceil(y1 + my))),
-                  max(0, int(x0 - mx)), min(width, int(np.ceil(x1 + mx))))
-    if box.area > max_area * width * height or box.y1 - box.y0 < 16 or box.x1 - box.x0 < 16:
-        return None
-    return box
-
-
-def fuse_crop(full: np.ndarray, crop: np.ndarray, box: CropBox) -> np.ndarray:
-    """The full-resolution map `full` with the box replaced by the crop pass's map."""
-    out = full.copy()
-    out[box.y0:box.y1, box.x0:box.x1] = upsample(crop, box.x1 - box.x0, box.y1 - box.y0)
-    return out
 
 
 def is_detail_shot(raw_peak: float, threshold: float) -> bool:

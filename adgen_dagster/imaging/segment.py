@@ -96,9 +96,6 @@ class SegmentParams(BaseModel):
     seed: int = Field(0, description="Seed of OpenCV's RNG (GrabCut's k-means) for deterministic output.")
 
     # The neural cut-out (`u2netp`, and the neural branch of `auto`): see imaging/saliency.py.
-    crop_pass: bool = Field(True, description="Run the model again on the product's box, for more pixels on its outline and thin parts.")
-    crop_margin: float = Field(0.1, ge=0, le=1, description="Margin around the product's box for the crop pass, as a fraction of the box.")
-    crop_max_area: float = Field(1.0, gt=0, le=1, description="No crop pass when the box covers more than this fraction of the photo.")
     detail_peak: float = Field(0.5, ge=0, le=1, description="When the model's peak saliency is below this, nothing stands out: the product "
                                "fills the frame (a detail shot) and the whole photo is kept.")
     edge_gain: float = Field(1.5, ge=1, le=8, description="Steepness of the upsampled map's edges (1: as upsampled).")

@@ -134,12 +134,6 @@ def neural_alpha(rgb8: np.ndarray, p) -> tuple[np.ndarray, dict]:
         return np.ones((H, W), np.float32), stats
     m = _normalised(raw)
     full = saliency.upsample(m, W, H)
-    box = saliency.crop_box(m, W, H, p.crop_margin, p.crop_max_area) if p.crop_pass else None
-    if box is not None:
-        t = time.perf_counter()
-        full = saliency.fuse_crop(full, predict(Image.fromarray(rgb8[box.y0:box.y1, box.x0:box.x1])), box)
-        timings["crop_pass_ms"] = (time.perf_counter() - t) * 1000
-        stats["crop_box"] = [box.x0, box.y0, box.x1, box.y1]
     alpha = saliency.to_alpha(full, p.edge_gain, p.min_component)
     unsure = saliency.uncertain_ratio(m)
     if unsure > p.second_view_uncertain:

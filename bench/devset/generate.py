@@ -131,8 +131,9 @@ def _one(name: str, kind: str, bg_src: np.ndarray | None, objects: list[tuple[np
     return DevCase(name, img, A, kind)
 
 
-def make_devset(n: int = 60, size: int = 768, seed: int = 7) -> list[DevCase]:
-    """`n` cases, long side `size`: of every 20, 3 studio, 3 close-ups, 2 pairs, 12 real-photo scenes."""
+def make_devset(n: int = 60, size: int = 768, seed: int = 7, only: list[int] | None = None) -> list[DevCase]:
+    """`n` cases, long side `size`: of every 20, 3 studio, 3 close-ups, 2 pairs, 12 real-photo scenes.
+    `only`: just these case numbers (each is the same photo as in the whole set)."""
     bgs = sorted((SOURCES / "bg").glob("*.jpg"))
     fgs = sorted((SOURCES / "fg").glob("*.png"))
     rng = np.random.default_rng(seed)
@@ -145,6 +146,8 @@ def make_devset(n: int = 60, size: int = 768, seed: int = 7) -> list[DevCase]:
                 else "scene")
         paths = [fgs[fg_order[(nf + k) % len(fgs)]] for k in range(2 if kind == "pair" else 1)]
         nf += len(paths)
+        if only is not None and i not in only:
+            continue
         bpath = bgs[i % len(bgs)]
         bg = None if kind == "studio" else bg_cache.setdefault(bpath, _load_rgb(bpath))
         label = "studio" if bg is None else bpath.stem
