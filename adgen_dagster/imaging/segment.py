@@ -52,7 +52,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 VERSION = "2"
 
-__all__ = ["VERSION", "SegmentParams", "Cutout", "backdrop_fit", "cutout_classical", "cutout_from_alpha", "estimate_foreground",
+__all__ = ["VERSION", "SegmentParams", "Cutout", "backdrop_fit", "classical_alpha", "cutout_classical", "cutout_from_alpha", "estimate_foreground",
            "has_informative_alpha", "split_input"]
 
 
@@ -759,6 +759,38 @@ def _fill_transparent(img: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return out
 
 
+def classical_alpha(rgb8: np.ndarray, p: SegmentParams) -> tuple[np.ndarray, dict]:
+    """Steps 1-5 of the module docstring on an RGB photo: (alpha float32 HxW, stats)."""
+    stats: dict = {"version": VERSION, "source": "segmented"}
+    timings: dict[str, float] = {}
+    H, W = rgb8.shape[:2]
+    t = time.perf_counter()
+    s = min(1.0, p.work_size / max(H, W))
+    ws, hs = max(1, int(round(W * s))), max(1, int(round(H * s)))
+    small = cv2.resize(rgb8, (ws, hs), interpolation=cv2.INTER_AREA) if s < 1.0 else rgb8
+    if min(hs, ws) < 8:
+        stats["grabcut"] = "skipped"
+        g = small.astype(np.float32)
+        ref = np.median(np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]]), axis=0)
+        coarse = (np.abs(g - ref).max(axis=2) > 12).astype(np.uint8)
+    else:
+        stats["work_size"] = [ws, hs]
+        coarse, _ = _coarse_mask(small, p, stats)
+    timings["coarse_ms"] = (time.perf_counter() - t) * 1000
+    t = time.perf_counter()
+    if (hs, ws) != (H, W):
+        up = cv2.resize(coarse.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
+        hard = (up >= 0.5).astype(np.uint8)
+    else:
+        hard = coarse
+    band_r = int(np.ceil(1.0 / s)) + p.band_px
+    img = rgb8.astype(np.float32) * (1.0 / 255.0)
+    alpha = _refine_alpha(img, hard, small, coarse, band_r, p) if min(H, W) >= 8 else hard.astype(np.float32)
+    timings["matting_ms"] = (time.perf_counter() - t) * 1000
+    stats["timings_ms"] = {k: round(v, 1) for k, v in timings.items()}
+    return alpha, stats
+
+
 def cutout_classical(image: Image.Image, params: SegmentParams | None = None) -> Cutout:
     """Cut the product out of a product photo (see the module docstring).
 
@@ -769,42 +801,13 @@ def cutout_classical(image: Image.Image, params: SegmentParams | None = None) ->
     """
     p = params or SegmentParams()
     t_start = time.perf_counter()
-    timings: dict[str, float] = {}
-    stats: dict = {"version": VERSION}
     rgb8, alpha_in = _split_input(image)
-    H, W = rgb8.shape[:2]
     img = rgb8.astype(np.float32) * (1.0 / 255.0)
-
-    t = time.perf_counter()
     if alpha_in is not None:
-        alpha = alpha_in
-        stats["source"] = "input_alpha"
+        alpha, stats = alpha_in, {"version": VERSION, "source": "input_alpha", "timings_ms": {}}
         img = _fill_transparent(img, alpha)
     else:
-        stats["source"] = "segmented"
-        s = min(1.0, p.work_size / max(H, W))
-        ws, hs = max(1, int(round(W * s))), max(1, int(round(H * s)))
-        small = cv2.resize(rgb8, (ws, hs), interpolation=cv2.INTER_AREA) if s < 1.0 else rgb8
-        if min(hs, ws) < 8:
-            stats["grabcut"] = "skipped"
-            g = small.astype(np.float32)
-            ref = np.median(np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]]), axis=0)
-            coarse = (np.abs(g - ref).max(axis=2) > 12).astype(np.uint8)
-        else:
-            stats["work_size"] = [ws, hs]
-            coarse, _ = _coarse_mask(small, p, stats)
-        timings["coarse_ms"] = (time.perf_counter() - t) * 1000
-        t = time.perf_counter()
-        if (hs, ws) != (H, W):
-            up = cv2.resize(coarse.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
-            hard = (up >= 0.5).astype(np.uint8)
-        else:
-            hard = coarse
-        band_r = int(np.ceil(1.0 / s)) + p.band_px
-        alpha = _refine_alpha(img, hard, small, coarse, band_r, p) if min(H, W) >= 8 else hard.astype(np.float32)
-        timings["matting_ms"] = (time.perf_counter() - t) * 1000
-
-    stats["timings_ms"] = {k: round(v, 1) for k, v in timings.items()}
+        alpha, stats = classical_alpha(rgb8, p)
     cut = cutout_from_alpha(img, alpha, stats)
     stats["timings_ms"]["total_ms"] = round((time.perf_counter() - t_start) * 1000, 1)
     return cut

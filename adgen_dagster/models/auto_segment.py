@@ -21,14 +21,15 @@ barely sees, or a bag's inside filling the frame. So:
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 from PIL import Image
 
 from adgen_dagster.imaging import saliency
-from adgen_dagster.imaging.segment import (Cutout, SegmentParams, backdrop_fit, cutout_classical, cutout_from_alpha,
-                                           has_informative_alpha, split_input)
+from adgen_dagster.imaging.segment import (Cutout, SegmentParams, backdrop_fit, classical_alpha, cutout_classical,
+                                           cutout_from_alpha, has_informative_alpha, split_input)
 from adgen_dagster.models import u2netp
 
 
@@ -44,31 +45,38 @@ def cutout_auto(image: Image.Image, params: SegmentParams | None = None) -> Cuto
     t0 = time.perf_counter()
     rgb8, _ = split_input(image)
     fit = backdrop_fit(rgb8, p)
-    alpha, stats = u2netp.neural_alpha(rgb8, p)
-    stats = {"source": "segmented", **stats, **fit}
-    if is_studio(fit, p):
-        classical = cutout_classical(image, p)
-        c_alpha = np.asarray(classical.mask, np.float32) / 255.0
-        agree = saliency.iou(alpha, c_alpha)
-        stats["agreement"] = round(agree, 3)
-        if stats.get("detail_shot") or agree < p.studio_agreement:
-            grey = cv2.cvtColor(rgb8, cv2.COLOR_RGB2GRAY).astype(np.float32)
-            edges = [0.0 if stats.get("detail_shot") else saliency.edge_alignment(grey, alpha),
-                     saliency.edge_alignment(grey, c_alpha)]
-            stats["studio_edges"] = [round(e, 3) for e in edges]  # neural, classical
-            if edges[1] >= edges[0]:
-                classical.stats.update({k: v for k, v in stats.items() if k not in ("timings_ms", "detail_shot")},
-                                       path="classical", uncertain_ratio=0.0,  # not the model's guess
-                                       why="studio backdrop; the neural cut-out " + (
-                                           "found nothing" if stats.get("detail_shot") else
-                                           "disagrees and its outline follows the photo's edges less"))
-                return classical
-            stats["why"] = "studio backdrop; the neural outline follows the photo's edges better"
+    studio = is_studio(fit, p)
+    # On a studio backdrop the classical cut-out runs beside the model (OpenCV releases the GIL).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        classical = pool.submit(classical_alpha, rgb8, p) if studio else None
+        alpha, stats = u2netp.neural_alpha(rgb8, p)
+        stats = {"version": u2netp.VERSION, "source": "segmented", "path": "u2netp", **stats, **fit}
+        if classical is None:
+            stats["why"] = "not a plain studio backdrop"
         else:
-            stats["why"] = "studio backdrop; neural and classical agree"
-    else:
-        stats["why"] = "not a plain studio backdrop"
-    stats = {"version": u2netp.VERSION, "path": "u2netp", **stats}
+            alpha, stats = _studio_choice(rgb8, alpha, stats, *classical.result(), p)
     cut = cutout_from_alpha(rgb8.astype(np.float32) * (1.0 / 255.0), alpha, stats)
     cut.stats["timings_ms"]["total_ms"] = round((time.perf_counter() - t0) * 1000, 1)
     return cut
+
+
+def _studio_choice(rgb8: np.ndarray, alpha: np.ndarray, stats: dict, c_alpha: np.ndarray, c_stats: dict,
+                   p: SegmentParams) -> tuple[np.ndarray, dict]:
+    """Step 3 of the module docstring: (alpha, stats) of the neural or the classical cut-out."""
+    agree = saliency.iou(alpha, c_alpha)
+    stats["agreement"] = round(agree, 3)
+    if not stats.get("detail_shot") and agree >= p.studio_agreement:
+        stats["why"] = "studio backdrop; neural and classical agree"
+        return alpha, stats
+    grey = cv2.cvtColor(rgb8, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    edges = [0.0 if stats.get("detail_shot") else saliency.edge_alignment(grey, alpha),
+             saliency.edge_alignment(grey, c_alpha)]
+    stats["studio_edges"] = [round(e, 3) for e in edges]  # neural, classical
+    if edges[0] > edges[1]:
+        stats["why"] = "studio backdrop; the neural outline follows the photo's edges better"
+        return alpha, stats
+    kept = {k: v for k, v in stats.items() if k not in ("timings_ms", "detail_shot", "version", "path")}
+    return c_alpha, {**c_stats, **kept, "path": "classical", "uncertain_ratio": 0.0,  # not the model's guess
+                     "why": "studio backdrop; the neural cut-out " + (
+                         "found nothing" if stats.get("detail_shot") else
+                         "disagrees and its outline follows the photo's edges less")}
