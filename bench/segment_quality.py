@@ -49,6 +49,9 @@ from bench.devset import make_devset  # noqa: E402
 from tests.synthetic import iou, mae  # noqa: E402
 
 
+P = SegmentParams()  # the defaults, for the candidates below
+
+
 def grabcut_rect(image: Image.Image) -> np.ndarray:
     """Baseline: cv2.grabCut from a rectangle 5 % inside the frame, 5 iterations."""
     bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[..., ::-1])
@@ -83,14 +86,14 @@ def crop_pass(img: Image.Image, margin: float = 0.1) -> np.ndarray:
         crop = u2netp.predict(img.crop((x0, y0, x1, y1)))
         full = full.copy()
         full[y0:y1, x0:x1] = saliency.upsample(crop, x1 - x0, y1 - y0)
-    return saliency.to_alpha(full, 1.5, 0.02)
+    return saliency.to_alpha(full, P.edge_gain, P.min_component)
 
 
 def flip_tta(img: Image.Image) -> np.ndarray:
     """Average of the map and the map of the mirrored photo, then the default's steps."""
     w, h = img.size
     m = (u2netp.predict(img) + u2netp.predict(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT))[:, ::-1]) / 2
-    return saliency.to_alpha(saliency.upsample(m, w, h), 1.5, 0.02)
+    return saliency.to_alpha(saliency.upsample(m, w, h), P.edge_gain, P.min_component)
 
 
 def grabcut_seeded(img: Image.Image, work: int = 400) -> np.ndarray:

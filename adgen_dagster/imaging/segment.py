@@ -98,7 +98,7 @@ class SegmentParams(BaseModel):
     # The neural cut-out (`u2netp`, and the neural branch of `auto`): see imaging/saliency.py.
     detail_peak: float = Field(0.5, ge=0, le=1, description="When the model's peak saliency is below this, nothing stands out: the product "
                                "fills the frame (a detail shot) and the whole photo is kept.")
-    edge_gain: float = Field(1.5, ge=1, le=8, description="Steepness of the upsampled map's edges (1: as upsampled).")
+    edge_gain: float = Field(3.0, ge=1, le=8, description="Steepness of the upsampled map's edges (1: as upsampled).")
     second_view_uncertain: float = Field(0.3, ge=0, description="When the full view has more half-sure pixels per product pixel than "
                                          "this, the model also looks at the photo at `second_view_size` (0: always; large: never).")
     second_view_size: int = Field(256, ge=128, le=640, description="Side (px) of the coarser second view (multiple of 32).")
