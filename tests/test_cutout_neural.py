@@ -162,7 +162,7 @@ def test_gate_rejects_untrustworthy_cut_outs(alpha, stats, reason):
     with pytest.raises(CutoutRejected, match=reason) as err:
         check_cutout(cut, SegmentParams(), "shelf photo.jpg")
     msg = str(err.value)
-    assert msg.startswith("photo 'shelf photo.jpg': no trustworthy cut-out") and "\n" not in msg
+    assert msg.startswith("shelf photo.jpg: no trustworthy cut-out") and "\n" not in msg
     assert "ADGEN_SEGMENTER=birefnet" in msg and "plain surface" in msg
     # switched off, the cut-out is kept and the reason recorded
     assert check_cutout(_cut(alpha, **stats), SegmentParams(gate=False)).stats["gate"] != "ok"
@@ -217,11 +217,11 @@ def test_untrustworthy_cut_out_fails_its_product_at_segmentation_with_the_reason
     [failure] = [e for e in result.all_events if e.is_step_failure]
     assert failure.step_key == "segmentation"
     msg = failure.step_failure_data.error.message
-    assert (f"segmentation failed for product '{bad}': photo 'b blank shelf.png': no trustworthy cut-out: "
+    assert (f"segmentation failed for product '{bad}': b blank shelf.png: no trustworthy cut-out: "
             "no product found to cut out") in msg
     assert "1 of 2 products in this batch failed" in msg
     [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "cutout_quality"]
-    assert not check.passed and f"product {bad}: photo 'b blank shelf.png'" in (check.description or "")
+    assert not check.passed and f"product {bad}: b blank shelf.png: no trustworthy" in (check.description or "")
     assert store.get_or_none(f"products/{good}/nobg_image.png") is not None  # the good one is done
     for name in ("nobg_image.png", "mask.png", "composite.png"):  # nothing downstream for the bad one
         assert store.get_or_none(f"products/{bad}/{name}") is None

@@ -65,7 +65,7 @@ def check_cutout(cut: Cutout, p: SegmentParams, name: str = "") -> Cutout:
     reason = gate_reason(alpha, cut.stats, p)
     cut.stats["gate"] = reason or "ok"
     if reason and p.gate:
-        where = f"photo {name!r}: " if name else ""
+        where = f"{name}: " if name else ""
         raise CutoutRejected(f"{where}no trustworthy cut-out: {reason}; {ADVICE} "
                              f"(ADGEN_SEGMENT__GATE=false keeps such cut-outs)")
     return cut
