@@ -69,7 +69,7 @@ class SegmentParams(BaseModel):
     # The quality gate: a cut-out that cannot be trusted fails its product instead of making a bad ad.
     gate: bool = Field(True, description="Fail a product whose cut-out cannot be trusted (false: keep it, with a warning in the metadata).")
     gate_min_coverage: float = Field(0.003, ge=0, le=1, description="A cut-out covering less of the photo than this is nothing, or a speck.")
-    gate_max_uncertain: float = Field(0.8, gt=0, description="Half-sure pixels (alpha 0.2-0.8 before edges are steepened) per product pixel "
+    gate_max_uncertain: float = Field(1.0, gt=0, description="Half-sure pixels (alpha 0.2-0.8 before edges are steepened) per product pixel "
                                       "above which the model is not confident.")
     gate_frame_sides: int = Field(3, ge=1, le=4, description="A product cut by this many sides of the frame (or more) ...")
     gate_fills_frame: float = Field(0.5, ge=0, le=1, description="... is rejected unless it covers at least this much of the photo "

@@ -81,19 +81,9 @@ def preprocess(rgb: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
     return np.ascontiguousarray(((im - MEAN) / STD).transpose(2, 0, 1)[None])
 
 
-def predict_batch(batch: np.ndarray) -> np.ndarray:
-    """Fused maps (N x 320 x 320, float32 in [0, 1], each min-max normalised) for preprocessed inputs."""
-    n = net()
-    n.setInput(np.ascontiguousarray(batch, dtype=np.float32))
-    out = n.forward()[:, 0]
-    lo = out.min(axis=(1, 2), keepdims=True)
-    hi = out.max(axis=(1, 2), keepdims=True)
-    return ((out - lo) / np.maximum(hi - lo, 1e-12)).astype(np.float32)
-
-
 def predict(rgb: Image.Image) -> np.ndarray:
-    """The fused saliency map of one photo at 320 x 320, in [0, 1]."""
-    return predict_batch(preprocess(rgb))[0]
+    """The fused saliency map of one photo at 320 x 320, min-max normalised to [0, 1] (as rembg does)."""
+    return _normalised(raw_map(rgb))
 
 
 def rembg_mask(rgb: Image.Image) -> np.ndarray:
