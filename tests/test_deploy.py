@@ -128,6 +128,17 @@ def test_worker_command_one_gpu_each_concurrency_one():
     assert env == {} and cmd[cmd.index("-Q") + 1] == "cpu" and cmd[cmd.index("--concurrency") + 1] == "4"
 
 
+def test_systemd_unit_starts_one_worker_per_gpu_and_stops_it_warm():
+    unit = configparser.ConfigParser(interpolation=None, strict=True)
+    unit.optionxform = str  # systemd keys are case-sensitive
+    unit.read(DEPLOY / "adgen-worker@.service")
+    service = unit["Service"]
+    assert service["ExecStart"].endswith("-m adgen_dagster.scale.worker gpu %i")
+    assert service["KillMode"] == "mixed" and service["KillSignal"] == "SIGTERM"  # SIGTERM to Celery's main process only
+    assert service["TimeoutStopSec"] == "30min" and service["Restart"] == "always"
+    assert service["Environment"] == "DAGSTER_HOME=/opt/dagster/home"
+
+
 def test_compose_runs_the_deployment_one_gpu_per_worker():
     compose = load("docker-compose.yaml")
     services = compose["services"]

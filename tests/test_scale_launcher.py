@@ -51,8 +51,10 @@ class Workers:
         return self.replies
 
 
-def test_a_started_task_no_worker_holds_fails_after_the_grace_period(run_with_task):
+def test_a_started_task_no_worker_holds_fails_after_the_grace_period(run_with_task, monkeypatch):
     l = launcher(lost_worker_grace_seconds=0.5)
+    revoked = []
+    monkeypatch.setattr(l.celery.control, "revoke", lambda task_id, terminate: revoked.append((task_id, terminate)))
     l.celery.backend.store_result("t-lost", None, "STARTED")
     run = run_with_task("t-lost")
     first = l.check_run_worker_health(run)
@@ -61,6 +63,7 @@ def test_a_started_task_no_worker_holds_fails_after_the_grace_period(run_with_ta
     lost = l.check_run_worker_health(run)
     assert lost.status == WorkerStatus.FAILED
     assert "no live worker" in lost.msg and "t-lost" in lost.msg
+    assert revoked == [("t-lost", True)]  # should its worker only have been slow, the run stops there too
 
 
 def test_a_task_a_worker_reports_active_is_running(run_with_task, monkeypatch):

@@ -77,6 +77,14 @@ class CeleryRunLauncher(StockCeleryRunLauncher):
             self._active = (time.monotonic(), ids)
             return ids
 
+    def _revoke(self, task_id: str) -> None:
+        """Best effort: should the worker only have been too slow to answer, stop its run there too,
+        so the retry does not run beside it (a worker that answers to nothing ignores this)."""
+        try:
+            self.celery.control.revoke(task_id, terminate=True)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not revoke Celery task %s: %s", task_id, exc)
+
     def check_run_worker_health(self, run) -> CheckRunHealthResult:
         result = super().check_run_worker_health(run)
         if result.status != WorkerStatus.RUNNING:
@@ -92,6 +100,7 @@ class CeleryRunLauncher(StockCeleryRunLauncher):
         if missing_s < self.lost_worker_grace_seconds:
             return result
         self._missing_since.pop(run.run_id, None)
+        self._revoke(task_id)
         return CheckRunHealthResult(
             WorkerStatus.FAILED,
             f"Celery task {task_id} is STARTED but no live worker has been running it for {missing_s:.0f} s: "
