@@ -156,16 +156,16 @@ def test_backfill_on_two_workers_survives_a_lost_worker_and_a_restart(server, tm
             print(f"retry: {len(stored)} stage results from the cache, {len(redone) - len(stored)} computed")
 
             # Model loads: once per worker process, however many runs it executed.
-            per_worker: dict[str, list[str]] = {}
+            per_worker: dict = {}
             for run in runs + retries:
                 worker = cluster.worker_of(instance, run.run_id)
                 assert worker is not None, f"run {run.run_id} was executed by no worker of the test"
-                per_worker.setdefault(f"{worker.name}#{worker.proc.pid}", []).append(run.run_id)
+                per_worker.setdefault(worker, []).append(run.run_id)
             loads = {w: sum(model_loads(instance, r) for r in ids) for w, ids in per_worker.items()}
-            print("runs per worker:", {w: len(ids) for w, ids in per_worker.items()}, "BiRefNet loads:", loads)
+            print("runs, BiRefNet loads per worker:",
+                  [(f"{w.name} pid {w.proc.pid}", len(ids), loads[w]) for w, ids in per_worker.items()])
             for w in (a, b):
-                key = f"{w.name}#{w.proc.pid}"
-                assert len(per_worker[key]) >= 2 and loads[key] == 1, (key, per_worker[key], loads)
+                assert len(per_worker[w]) >= 2 and loads[w] == 1, (w.name, per_worker[w], loads[w])
             assert all(n <= 1 for n in loads.values()), loads
 
     # 3. Every product complete, nothing stored before the kill lost or changed, store consistent.
