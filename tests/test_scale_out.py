@@ -43,6 +43,7 @@ from tests.tiny_birefnet import build_tiny_birefnet  # noqa: E402
 
 pytestmark = [
     pytest.mark.scaleout,
+    pytest.mark.timeout(1500),  # a backstop: every wait in the test has its own, shorter limit
     pytest.mark.skipif(bool(missing_binaries()), reason=f"needs {', '.join(missing_binaries())} (.ci/run installs them)"),
 ]
 
