@@ -14,7 +14,8 @@ from typing import Callable
 from PIL import Image
 
 from adgen_dagster.backends import get_analyzer, get_background, get_segmenter
-from adgen_dagster.imaging.ads import AdCreative, render_ads
+from adgen_dagster.imaging.ad_params import AdCreative
+from adgen_dagster.imaging.ads import render_ads
 from adgen_dagster.imaging.analysis_model import Analysis
 from adgen_dagster.imaging.composite import Placed, composite
 from adgen_dagster.imaging.decode import decode_upload

@@ -14,14 +14,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from adgen_dagster.imaging import ad_html, ads
+from adgen_dagster.imaging import ad_fonts, ad_html
 from adgen_dagster.imaging.ad_layout import css_metrics, font_units, line_px
-from adgen_dagster.imaging.ads import AD_SIZES, AdParams, render_ads
+from adgen_dagster.imaging.ad_params import AD_SIZES, AdParams
+from adgen_dagster.imaging.ads import render_ads
 from adgen_dagster.imaging.details import ProductDetails
 from adgen_dagster.imaging.webfont import sfnt_tables, unwoff, woff
 from tests.test_ads import DETAILS, _analysis, _studio, _with_product
 
-FONTS = ads.FONT_DIR
+FONTS = ad_fonts.FONT_DIR
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +173,7 @@ def test_font_metrics_are_read_from_the_font_files():
     assert font_units(str(FONTS / "NotoSans-Regular.ttf")) == (1000, 1069, 293)
     assert css_metrics(str(FONTS / "NanumSquareB.ttf"), 104) == (88, 27)  # 88.4 and 26.52, rounded
     assert css_metrics(str(FONTS / "NotoSans-Bold.ttf"), 97) == (104, 28)
-    assert font_units(ads.BUILTIN_FONT) == (1000, 850, 255)  # no file: NanumSquare's proportions
+    assert font_units(ad_fonts.BUILTIN_FONT) == (1000, 850, 255)  # no file: NanumSquare's proportions
 
 
 def test_ellipsized_headline_is_clamped_in_the_page_too(studio):

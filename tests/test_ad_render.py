@@ -19,7 +19,8 @@ import pytest
 
 from adgen_dagster.demo import SAMPLES, sample_catalog
 from adgen_dagster.imaging.ad_layout import baseline_in_line, css_metrics, line_px
-from adgen_dagster.imaging.ads import AD_SIZES, FONT_DIR
+from adgen_dagster.imaging.ad_fonts import FONT_DIR
+from adgen_dagster.imaging.ad_params import AD_SIZES
 from adgen_dagster.imaging.details import ProductDetails
 from adgen_dagster.pipeline import run_product
 from tests.ad_render import check_page

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from adgen_dagster.imaging import ads
-from adgen_dagster.imaging.ads import AD_SIZES, AdParams, render_ads
+from adgen_dagster.imaging import ad_fonts, ad_line_breaks, ads
+from adgen_dagster.imaging.ad_params import AD_SIZES, AdCreative, AdParams
+from adgen_dagster.imaging.ads import render_ads
 from adgen_dagster.imaging.analysis_model import Analysis
 from adgen_dagster.imaging.colour import hex_to_rgb, relative_luminance
 from adgen_dagster.imaging.details import ProductDetails
@@ -82,7 +83,7 @@ def _intersects(a, b) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def _pixel_contrast(c: ads.AdCreative, pct: float = 1.0) -> float:
+def _pixel_contrast(c: AdCreative, pct: float = 1.0) -> float:
     """Independent check: text-coloured pixels in the text box are the ink (and the price pill);
     everything in the box more than 6 px away from them is the background the text sits on."""
     a = np.asarray(c.png).astype(np.int16)
@@ -202,12 +203,12 @@ def test_overlong_headline_is_ellipsized_not_shrunk_below_min(studio):
 
 def test_hangul_long_word_breaks_by_character():
     measure = lambda t: 10.0 * len(t)  # noqa: E731
-    lines = ads._wrap(ads._units("가나다라마바사아자차카타파하"), 50, measure, allow_break=True)
+    lines = ad_line_breaks.wrap_units(ad_line_breaks.break_units("가나다라마바사아자차카타파하"), 50, measure, allow_break=True)
     assert lines == ["가나다라마", "바사아자차", "카타파하"]
-    assert ads._wrap(ads._units("가나다라마바사아자차카타파하"), 50, measure, allow_break=False) is None
+    assert ad_line_breaks.wrap_units(ad_line_breaks.break_units("가나다라마바사아자차카타파하"), 50, measure, allow_break=False) is None
     # CJK breaks anywhere, Hangul/Latin words at spaces; a lone dash stays with its word
-    assert ads._units("여름 세일 — 시원한") == [("", "여름"), (" ", "세일 —"), (" ", "시원한")]
-    assert [u for _, u in ads._units("限定商品")] == ["限", "定", "商", "品"]
+    assert ad_line_breaks.break_units("여름 세일 — 시원한") == [("", "여름"), (" ", "세일 —"), (" ", "시원한")]
+    assert [u for _, u in ad_line_breaks.break_units("限定商品")] == ["限", "定", "商", "品"]
 
 
 # --------------------------------------------------------------------------- fonts
@@ -220,8 +221,8 @@ def _render(font, ch: str) -> bytes:
 
 
 def test_shipped_font_files_and_licence():
-    fonts = Path(ads.FONT_DIR)
-    for p in ads.SHIPPED_FONTS.values():
+    fonts = Path(ad_fonts.FONT_DIR)
+    for p in ad_fonts.SHIPPED_FONTS.values():
         assert p.is_file() and p.stat().st_size < 1_000_000
     ofl = (fonts / "OFL.txt").read_text(encoding="utf-8")
     assert "SIL OPEN FONT LICENSE" in ofl and "NAVER" in ofl
@@ -230,10 +231,10 @@ def test_shipped_font_files_and_licence():
 
 def test_hangul_renders_real_glyphs(studio):
     headline = "여름 세일 — 시원한 린넨 셔츠"
-    chain = ads.chain_for(headline, ads.font_chain("bold"))
-    assert chain[0] == str(ads.SHIPPED_FONTS["bold"])  # the shipped font covers it all
-    assert ads.renderable(headline, chain) == headline  # nothing dropped
-    font = ads._font(chain[0], 64)
+    chain = ad_fonts.chain_for(headline, ad_fonts.font_chain("bold"))
+    assert chain[0] == str(ad_fonts.SHIPPED_FONTS["bold"])  # the shipped font covers it all
+    assert ad_fonts.renderable(headline, chain) == headline  # nothing dropped
+    font = ad_fonts.load_font(chain[0], 64)
     notdef = _render(font, "\uffff")
     renders = {ch: _render(font, ch) for ch in set(headline.replace(" ", ""))}
     assert all(r != notdef and any(r) for r in renders.values())
@@ -250,12 +251,12 @@ def test_font_fallback_covers_hangul_with_latin_override():
     latin_only = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
     if not Path(latin_only).is_file():
         pytest.skip("DejaVu Sans not installed")
-    chain = ads.font_chain("bold", latin_only)
+    chain = ad_fonts.font_chain("bold", latin_only)
     assert chain[0] == latin_only
-    assert not ads.covers(latin_only, "여")  # the .notdef comparison sees the gap ...
-    assert ads.chain_for("여름 세일", chain)[0] == str(ads.SHIPPED_FONTS["bold"])  # ... and falls back
-    assert ads.chain_for("Summer sale", chain)[0] == latin_only  # the override wins when it covers
-    assert not ads.covers(ads.BUILTIN_FONT, "여")
+    assert not ad_fonts.covers(latin_only, "여")  # the .notdef comparison sees the gap ...
+    assert ad_fonts.chain_for("여름 세일", chain)[0] == str(ad_fonts.SHIPPED_FONTS["bold"])  # ... and falls back
+    assert ad_fonts.chain_for("Summer sale", chain)[0] == latin_only  # the override wins when it covers
+    assert not ad_fonts.covers(ad_fonts.BUILTIN_FONT, "여")
 
 
 def test_bad_font_path_is_a_clear_error(studio, tmp_path):
@@ -274,7 +275,7 @@ def test_unrenderable_characters_are_dropped_not_boxed(studio):
 # --------------------------------------------------------------------------- price badge
 
 
-def _pill_present(c: ads.AdCreative) -> bool:
+def _pill_present(c: AdCreative) -> bool:
     a = np.asarray(c.png).astype(np.int16)
     x0, y0, x1, y1 = c.text_box
     ink = np.all(np.abs(a[y0:y1, x0:x1] - np.asarray(hex_to_rgb(c.text_colour))) <= 10, axis=2)
@@ -354,17 +355,17 @@ def test_custom_size_and_non_square_input(studio):
 
 def test_shipped_fonts_alone_cover_prices_and_european_names(monkeypatch):
     """With no system fonts at all, €, accents and Hangul still come from shipped fonts."""
-    monkeypatch.setattr(ads, "SYSTEM_FONTS", {"bold": (), "regular": ()})
-    ads.font_chain.cache_clear()
-    ads._runs.cache_clear()
+    monkeypatch.setattr(ad_fonts, "SYSTEM_FONTS", {"bold": (), "regular": ()})
+    ad_fonts.font_chain.cache_clear()
+    ad_fonts.font_runs.cache_clear()
     try:
-        chain = ads.font_chain("bold")
-        assert all(Path(p).parent == ads.FONT_DIR for p in chain[:-1])
+        chain = ad_fonts.font_chain("bold")
+        assert all(Path(p).parent == ad_fonts.FONT_DIR for p in chain[:-1])
         for text in ("€14.50", "Crème brûlée", "Grüße aus Köln ®", "여름 세일 ₩39,000"):
-            runs = ads._runs(text, chain)
+            runs = ad_fonts.font_runs(text, chain)
             rendered = "".join(s for _, s in runs).replace(" ", "")
             assert rendered == text.replace(" ", ""), (text, runs)
-            assert all(p != ads.BUILTIN_FONT for p, _ in runs)
+            assert all(p != ad_fonts.BUILTIN_FONT for p, _ in runs)
     finally:
-        ads.font_chain.cache_clear()
-        ads._runs.cache_clear()
+        ad_fonts.font_chain.cache_clear()
+        ad_fonts.font_runs.cache_clear()

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from adgen_dagster.imaging.ads import AdParams, render_ads
+from adgen_dagster.imaging.ad_params import AdParams
+from adgen_dagster.imaging.ads import render_ads
 from adgen_dagster.imaging.analyze import analyze_classical
 from adgen_dagster.imaging.details import parse_details
 from tests.chromium import BASE_FLAGS, CHROMIUM

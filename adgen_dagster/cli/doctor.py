@@ -158,19 +158,19 @@ def neural_check(settings, kind: str, name: str, env: str) -> tuple[str, str | N
 
 
 def font_lines(settings) -> tuple[list[str], list[str]]:
-    from adgen_dagster.imaging import ads
+    from adgen_dagster.imaging import ad_fonts
 
     lines, problems = [], []
-    for path in (*ads.SHIPPED_FONTS.values(), *ads.SHIPPED_LATIN_FONTS.values()):
+    for path in (*ad_fonts.SHIPPED_FONTS.values(), *ad_fonts.SHIPPED_LATIN_FONTS.values()):
         lines.append(f"{path.name}: {'found' if path.is_file() else 'MISSING'} ({path.parent})")
         if not path.is_file():
             problems.append(f"shipped font {path} is missing; reinstall the package (ads would fall back to other fonts)")
     override = settings.ads.font_path
     try:
-        chain = ads.font_chain("bold", override) + ads.font_chain("regular", override)
+        chain = ad_fonts.font_chain("bold", override) + ad_fonts.font_chain("regular", override)
         lines.append(f"font_path override: {override or '(none)'}" + (" (usable)" if override else ""))
-        system = sorted({p for p in chain if p.startswith("/") and Path(p).parent != ads.FONT_DIR
-                         and p != override and Path(p).resolve().parent != ads.FONT_DIR.resolve()})
+        system = sorted({p for p in chain if p.startswith("/") and Path(p).parent != ad_fonts.FONT_DIR
+                         and p != override and Path(p).resolve().parent != ad_fonts.FONT_DIR.resolve()})
         lines.append(f"system fallback fonts found: {len(system)}" + (f" ({', '.join(Path(p).name for p in system)})" if system else ""))
     except ValueError as exc:
         problems.append(f"ADGEN_ADS__FONT_PATH: {exc}")

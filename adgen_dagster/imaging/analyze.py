@@ -37,7 +37,7 @@ from .analysis_model import HEX_PATTERN, Analysis, Box, ColourShare, TextZone
 from .palette import dominant_colours
 from .colour import (
     contrast_ratio,
-    hex_to_rgb,
+    hex_luminance,
     lab_to_srgb,
     relative_luminance,
     rgb_to_hex,
@@ -419,10 +419,6 @@ def _tint(a: float, b: float, lightness: float, max_chroma: float, min_chroma: f
     return rgb_to_hex(rgb)
 
 
-def _luminance_of_hex(h: str) -> float:
-    return float(relative_luminance(np.array(hex_to_rgb(h), np.float32) / 255.0))
-
-
 def _choose_text_colour(
     zone_rgb: np.ndarray, bg_ab: tuple[float, float], p: AnalysisParams
 ) -> tuple[str, float]:
@@ -433,11 +429,11 @@ def _choose_text_colour(
     mean = float(lum.mean())
 
     def worst(h: str) -> float:
-        lc = _luminance_of_hex(h)
+        lc = hex_luminance(h)
         return min(contrast_ratio(lc, lo), contrast_ratio(lc, hi))
 
     def vs_mean(h: str) -> float:
-        return contrast_ratio(_luminance_of_hex(h), mean)
+        return contrast_ratio(hex_luminance(h), mean)
 
     groups: list[list[str]] = []
     a, b = bg_ab

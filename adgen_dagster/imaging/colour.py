@@ -34,10 +34,26 @@ def relative_luminance(rgb: np.ndarray) -> np.ndarray:
     return lin[..., 0] * 0.2126 + lin[..., 1] * 0.7152 + lin[..., 2] * 0.0722
 
 
-def contrast_ratio(l1: float, l2: float) -> float:
-    """WCAG 2 contrast ratio of two relative luminances (order does not matter)."""
-    hi, lo = max(l1, l2), min(l1, l2)
-    return float((hi + 0.05) / (lo + 0.05))
+def contrast_ratio(l1, l2):
+    """WCAG 2 contrast ratio of relative luminances (order does not matter): a float for two
+    numbers, an array when either is an array (one ratio per pixel)."""
+    hi, lo = np.maximum(l1, l2), np.minimum(l1, l2)
+    ratio = (hi + 0.05) / (lo + 0.05)
+    return float(ratio) if np.ndim(ratio) == 0 else ratio
+
+
+def hex_luminance(h: str) -> float:
+    """WCAG relative luminance of a "#rrggbb" colour."""
+    return float(relative_luminance(np.asarray(hex_to_rgb(h), np.float32) / 255.0))
+
+
+def percentile_contrast(text_hex: str, bg_pixels: np.ndarray, pct: float = 1.0) -> float:
+    """`pct`-th percentile of the per-pixel WCAG contrast between a text colour and (N, 3)
+    sRGB pixels (0..255): the contrast that 100 - pct % of the pixels reach."""
+    if bg_pixels.size == 0:
+        return 21.0
+    lb = relative_luminance(np.asarray(bg_pixels, np.float32).reshape(-1, 3) / 255.0)
+    return float(np.percentile(contrast_ratio(lb, hex_luminance(text_hex)), pct))
 
 
 def hex_to_rgb(h: str) -> tuple[int, int, int]:

@@ -64,6 +64,7 @@ from PIL import Image, ImageOps
 
 from adgen_dagster.imaging.backdrop import BackdropParams, render_studio
 from adgen_dagster.imaging.details import ProductDetails
+from adgen_dagster.imaging.text_clean import clean_text
 from adgen_dagster.models.params import DEFAULT_BACKGROUND_PROMPT, DEFAULT_NEGATIVE_PROMPT, FluxParams
 from adgen_dagster.models.weights import locate, weights_bytes
 from resources.model_host import ModelError, ModelHost, import_torch, is_oom
@@ -84,19 +85,16 @@ REL_ERR_FP8 = 0.10
 # --- the prompt ---------------------------------------------------------------------------
 
 _TAG = re.compile(r"<[^<>]{0,200}>")
-_SPACE = re.compile(r"\s+")
 
 
-def clean_text(text: str, limit: int) -> str:
+def prompt_text(text: str, limit: int) -> str:
     """`text` fit for a prompt: markup and control characters removed, spaces collapsed, at most `limit` chars.
 
     Any script is kept (Korean, accents); what is cut is cut at a word boundary when one is near.
     """
-    text = unicodedata.normalize("NFC", str(text or ""))
-    text = _TAG.sub(" ", text)
-    text = "".join(" " if unicodedata.category(c)[0] == "C" else c for c in text)
-    text = text.replace("<", " ").replace(">", " ").replace("{", "(").replace("}", ")")
-    text = _SPACE.sub(" ", text).strip(" ,;")
+    text = unicodedata.normalize("NFC", str(text or ""))  # first: NFC may compose "<" with a combining mark
+    text = _TAG.sub(" ", text).replace("<", " ").replace(">", " ").replace("{", "(").replace("}", ")")
+    text = clean_text(text, keep_newlines=False, drop="C").strip(" ,;")
     if len(text) > limit:
         cut = text[:limit]
         space = cut.rfind(" ")
@@ -106,14 +104,14 @@ def clean_text(text: str, limit: int) -> str:
 
 def build_prompt(details: ProductDetails, template: str = DEFAULT_BACKGROUND_PROMPT) -> str:
     """The FLUX prompt for one product: `template` with {subject} and {style} filled from its details."""
-    subject = clean_text(details.name or details.headline, MAX_SUBJECT_CHARS) or "a product"
-    category = clean_text(getattr(details, "category", "") or "", 60)
+    subject = prompt_text(details.name or details.headline, MAX_SUBJECT_CHARS) or "a product"
+    category = prompt_text(getattr(details, "category", "") or "", 60)
     if category and category.lower() not in subject.lower():
         subject = f"{subject} ({category})"
-    style = clean_text(details.style, MAX_STYLE_CHARS) or "neutral soft tones"
+    style = prompt_text(details.style, MAX_STYLE_CHARS) or "neutral soft tones"
     values = {"subject": subject, "style": style}
     prompt = re.sub(r"\{(subject|style)\}", lambda m: values[m.group(1)], template or DEFAULT_BACKGROUND_PROMPT)
-    return clean_text(prompt, MAX_PROMPT_CHARS)
+    return prompt_text(prompt, MAX_PROMPT_CHARS)
 
 
 # --- the fast path ------------------------------------------------------------------------
@@ -558,7 +556,7 @@ class FluxBackground:
         if why:
             log.info("flux: true_cfg_scale=%s ignored: %s", p.true_cfg_scale, why)
             return {"true_cfg": f"ignored: {why}"}
-        negative = clean_text(p.negative_prompt or DEFAULT_NEGATIVE_PROMPT, MAX_PROMPT_CHARS)
+        negative = prompt_text(p.negative_prompt or DEFAULT_NEGATIVE_PROMPT, MAX_PROMPT_CHARS)
         kwargs.update(negative_prompt=negative, true_cfg_scale=p.true_cfg_scale)
         return {"true_cfg_scale": p.true_cfg_scale, "negative_prompt": negative}
 

@@ -38,7 +38,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from adgen_dagster.imaging.analysis_model import Analysis, ColourShare
 from adgen_dagster.imaging.analyze import AnalysisParams, analyze_classical
-from adgen_dagster.imaging.colour import contrast_ratio, hex_to_rgb, relative_luminance, srgb_to_lab
+from adgen_dagster.imaging.colour import contrast_ratio, hex_luminance, hex_to_rgb, relative_luminance, srgb_to_lab
 from adgen_dagster.models.params import QwenParams
 from adgen_dagster.models.weights import weights_bytes
 from resources.model_host import ModelError, is_oom
@@ -340,8 +340,7 @@ def zone_contrast(image: Image.Image, box, colour: str, max_pixels: int = 250_00
     crop = np.asarray(image.convert("RGB").crop((box.x0, box.y0, box.x1, box.y1)), np.float32)
     step = max(1, int(np.sqrt(crop.shape[0] * crop.shape[1] / max_pixels)))
     lum = float(relative_luminance(crop[::step, ::step] / 255.0).mean())
-    text = float(relative_luminance(np.array(hex_to_rgb(colour), np.float32) / 255.0))
-    return contrast_ratio(text, lum)
+    return contrast_ratio(hex_luminance(colour), lum)
 
 
 def _classical_at(image, mask, params: AnalysisParams, position: str) -> Optional[Analysis]:
