@@ -121,7 +121,7 @@ def resolve(kind: str, name: str, params: Optional[BaseModel] = None, host: Any 
     p = s.params.model_validate((params if params is not None else default_params(kind, name)).model_dump())
     if host is None:
         from adgen_dagster.settings import get_settings
-        from resources.model_host import host_for
+        from adgen_dagster.models.host import host_for
 
         host = host_for(get_settings().gpu)
     return Backend(kind, name, target(p, host), p)

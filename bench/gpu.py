@@ -123,7 +123,7 @@ def product_rows(device, tiny: bool, repeats: int, birefnet_dir: Optional[str], 
     from adgen_dagster.models.params import BiRefNetParams, FluxParams, GpuSettings, QwenParams
     from adgen_dagster.models.qwen_vl import QwenAnalyzer
     from bench.gpu_qwen import build_full_qwen2_vl
-    from resources.model_host import ModelHost
+    from adgen_dagster.models.host import ModelHost
 
     root = Path(tempfile.mkdtemp(prefix="adgen-gpu-bench-"))
     host = ModelHost(GpuSettings(device=str(device), allow_cpu=True, lock_dir=str(root)))

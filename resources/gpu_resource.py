@@ -15,7 +15,7 @@ from pydantic import Field
 
 from adgen_dagster.models.params import GpuSettings
 from adgen_dagster.settings import get_settings
-from resources.model_host import ModelHost, host_for
+from adgen_dagster.models.host import ModelHost, host_for
 
 
 def _default(name: str):

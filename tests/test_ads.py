@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from adgen_dagster.imaging import ad_fonts, ad_line_breaks, ads
+from adgen_dagster.imaging import ad_fonts, ad_line_breaks
 from adgen_dagster.imaging.ad_params import AD_SIZES, AdCreative, AdParams
 from adgen_dagster.imaging.ads import render_ads
 from adgen_dagster.imaging.analysis_model import Analysis

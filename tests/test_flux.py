@@ -20,7 +20,8 @@ from adgen_dagster.models.flux import FluxBackground, build_prompt, transformer_
 from adgen_dagster.models.params import FluxParams, GpuSettings  # noqa: E402
 from assets_defs import PIPELINE_ASSETS  # noqa: E402
 from resources.io import decode_png  # noqa: E402
-from resources.model_host import ModelError, ModelHost, host_for  # noqa: E402
+from adgen_dagster.models.errors import ModelError  # noqa: E402
+from adgen_dagster.models.host import ModelHost, host_for  # noqa: E402
 from tests.tiny_models import build_tiny_flux  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]

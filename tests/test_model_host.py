@@ -15,7 +15,10 @@ import pytest
 torch = pytest.importorskip("torch", reason="the neural backends need torch (pip install -e '.[neural]')")
 
 from adgen_dagster.models.params import GpuSettings  # noqa: E402
-from resources.model_host import GpuLock, ModelError, ModelHost, model_bytes  # noqa: E402
+from adgen_dagster.models.errors import ModelError  # noqa: E402
+from adgen_dagster.models.gpu_lock import GpuLock  # noqa: E402
+from adgen_dagster.models.host import ModelHost  # noqa: E402
+from adgen_dagster.models.memory import model_bytes  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MB = 1024 * 1024
@@ -94,7 +97,7 @@ def test_device_errors_name_the_setting(tmp_path):
 
 
 def test_out_of_memory_really_frees_a_model_the_failing_frame_held(tmp_path):
-    from resources.model_host import free_after_oom
+    from adgen_dagster.models.memory import free_after_oom
 
     host = ModelHost(GpuSettings(lock_dir=str(tmp_path)))
     refs = []
@@ -135,7 +138,7 @@ HOLDER = textwrap.dedent("""
     import sys, time
     from pathlib import Path
     sys.path.insert(0, {repo!r})
-    from resources.model_host import GpuLock
+    from adgen_dagster.models.gpu_lock import GpuLock
     lock = GpuLock(Path({path!r}), timeout_s=60)
     with lock:
         Path({ready!r}).write_text("held")

@@ -30,7 +30,8 @@ from adgen_dagster.models.qwen_vl import (
     merge_answer,
     parse_answer,
 )
-from resources.model_host import ModelError, ModelHost
+from adgen_dagster.models.errors import ModelError
+from adgen_dagster.models.host import ModelHost
 from tests.tiny_qwen import build_tiny_qwen2_vl
 
 CLASSICAL = "classical"

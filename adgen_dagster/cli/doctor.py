@@ -145,7 +145,8 @@ def neural_check(settings, kind: str, name: str, env: str) -> tuple[str, str | N
             return "CANNOT RUN", (f"{env}={name!r}: {module} is not installed; pip install {how} "
                                   f"or set {env} back to the CPU backend")
     from adgen_dagster.models.weights import locate
-    from resources.model_host import ModelError, ModelHost
+    from adgen_dagster.models.errors import ModelError
+    from adgen_dagster.models.host import ModelHost
 
     marker = "model_index.json" if name == "flux" else "config.json"
     try:

@@ -30,7 +30,8 @@ from adgen_dagster.imaging.segment import (Cutout, SegmentParams, cutout_classic
                                            has_informative_alpha)
 from adgen_dagster.models.params import BiRefNetParams
 from adgen_dagster.models.weights import locate, weights_bytes
-from resources.model_host import ModelError, ModelHost, import_torch
+from adgen_dagster.models.errors import ModelError, import_torch
+from adgen_dagster.models.host import ModelHost
 
 log = logging.getLogger("adgen_dagster.models")
 

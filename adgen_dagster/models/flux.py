@@ -67,7 +67,8 @@ from adgen_dagster.imaging.details import ProductDetails
 from adgen_dagster.imaging.text_clean import clean_text
 from adgen_dagster.models.params import DEFAULT_BACKGROUND_PROMPT, DEFAULT_NEGATIVE_PROMPT, FluxParams
 from adgen_dagster.models.weights import locate, weights_bytes
-from resources.model_host import ModelError, ModelHost, import_torch, is_oom
+from adgen_dagster.models.errors import ModelError, import_torch, is_oom
+from adgen_dagster.models.host import ModelHost
 
 log = logging.getLogger("adgen_dagster.models")
 

@@ -41,7 +41,7 @@ from adgen_dagster.imaging.analyze import AnalysisParams, analyze_classical
 from adgen_dagster.imaging.colour import contrast_ratio, hex_luminance, hex_to_rgb, relative_luminance, srgb_to_lab
 from adgen_dagster.models.params import QwenParams
 from adgen_dagster.models.weights import weights_bytes
-from resources.model_host import ModelError, is_oom
+from adgen_dagster.models.errors import ModelError, is_oom
 
 log = logging.getLogger("adgen_dagster.models")
 
@@ -573,7 +573,7 @@ class QwenAnalyzer:
         self.last_metadata: dict[str, Any] = {}  # an attribute: `Backend.last_metadata()` reads it
 
     def _bundle(self) -> tuple[QwenModel, Optional[float]]:
-        from resources.model_host import import_torch
+        from .errors import import_torch
 
         from .weights import locate
 

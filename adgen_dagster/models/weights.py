@@ -12,12 +12,13 @@ import os
 import re
 from pathlib import Path
 
-from resources.model_host import ModelError
+from adgen_dagster.models.errors import ModelError
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def hub_cache() -> Path:
+    """Read at each call (huggingface_hub reads HF_HUB_CACHE once, at import), so a changed setting counts."""
     if os.environ.get("HF_HUB_CACHE"):
         return Path(os.environ["HF_HUB_CACHE"]).expanduser()
     home = Path(os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "huggingface")
@@ -25,18 +26,17 @@ def hub_cache() -> Path:
 
 
 def _snapshot(repo_id: str) -> Path | None:
-    """The hub cache's snapshot folder for `repo_id` (the one `refs/main` names, else the newest)."""
-    repo = hub_cache() / ("models--" + repo_id.replace("/", "--"))
-    snaps = repo / "snapshots"
-    if not snaps.is_dir():
+    """The hub cache's snapshot folder for `repo_id` (the revision `refs/main` names), looked up by
+    huggingface_hub with `local_files_only=True`: never a download."""
+    try:
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+    except ImportError:  # no neural extra: no backend that could use hub weights either
         return None
-    ref = repo / "refs" / "main"
-    if ref.is_file():
-        cand = snaps / ref.read_text().strip()
-        if cand.is_dir():
-            return cand
-    found = sorted((p for p in snaps.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
-    return found[0] if found else None
+    try:
+        return Path(snapshot_download(repo_id, cache_dir=hub_cache(), local_files_only=True))
+    except (LocalEntryNotFoundError, ValueError):  # not cached (or incomplete); ValueError: not a valid id
+        return None
 
 
 def snapshot_name(ref: str) -> str:
