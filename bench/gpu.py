@@ -78,7 +78,8 @@ def flux_pipes_with_text_encoders(device, dtype, params, tiny: bool):
     from diffusers import FluxImg2ImgPipeline, FluxPipeline
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
-    from adgen_dagster.models.flux import _Pipes, apply_fast_path
+    from adgen_dagster.models.flux import _Pipes
+    from adgen_dagster.models.flux_fast_path import apply_fast_path
     from bench.gpu_flux import build_pipeline
     from tests.tiny_models import _clip_tokenizer, _t5_tokenizer
 
@@ -211,7 +212,7 @@ def product_rows(device, tiny: bool, repeats: int, birefnet_dir: Optional[str], 
 def first_image_child(cache_dir: str, tiny: bool, steps: int) -> None:
     """In a fresh process: build FLUX, apply the full fast path (compile cache in `cache_dir`), make one image."""
     t0 = time.perf_counter()
-    from adgen_dagster.models.flux import apply_fast_path
+    from adgen_dagster.models.flux_fast_path import apply_fast_path
     from bench.gpu_flux import FLUX_TEXT_LEN, TINY_TEXT_LEN, build_pipeline, prompt_embeds
 
     torch = _torch()

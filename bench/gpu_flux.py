@@ -166,7 +166,7 @@ def _free(device) -> None:
 
 def _run_row(name: str, what, device, dtype, *, steps: int, size: int, repeats: int, tiny: bool) -> FluxRow:
     torch = _torch()
-    from adgen_dagster.models.flux import apply_fast_path
+    from adgen_dagster.models.flux_fast_path import apply_fast_path
 
     note = ""
     pipe = build_pipeline(device, dtype, tiny=tiny)
@@ -236,7 +236,7 @@ def flux_step_error_rows(device="cuda", *, tiny: bool = False, dtype=None, size:
     the plain reference is the bf16 eager module itself.
     """
     torch = _torch()
-    from adgen_dagster.models.flux import transformer_step_error, vae_decode_error
+    from adgen_dagster.models.flux_check import transformer_step_error, vae_decode_error
 
     device = torch.device(device)
     dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)

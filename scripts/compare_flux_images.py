@@ -94,8 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from diffusers import FluxPipeline
 
-    from adgen_dagster.models.flux import (_dtype_kwargs, apply_fast_path_to, transformer_step_error,
-                                           vae_decode_error)
+    from adgen_dagster.models.flux import _dtype_kwargs
+    from adgen_dagster.models.flux_check import transformer_step_error, vae_decode_error
+    from adgen_dagster.models.flux_fast_path import apply_fast_path_to
     from adgen_dagster.models.params import FluxParams
     from adgen_dagster.models.weights import locate
 

@@ -15,8 +15,10 @@ pytest.importorskip("diffusers")
 
 from adgen_dagster.imaging.backdrop import BackdropParams  # noqa: E402
 from adgen_dagster.imaging.details import ProductDetails  # noqa: E402
-from adgen_dagster.models import flux  # noqa: E402
-from adgen_dagster.models.flux import FluxBackground, build_prompt, transformer_step_error, vae_decode_error  # noqa: E402
+from adgen_dagster.models import flux_check, flux_prompt  # noqa: E402
+from adgen_dagster.models.flux import FluxBackground  # noqa: E402
+from adgen_dagster.models.flux_check import transformer_step_error, vae_decode_error  # noqa: E402
+from adgen_dagster.models.flux_prompt import build_prompt  # noqa: E402
 from adgen_dagster.models.params import FluxParams, GpuSettings  # noqa: E402
 from assets_defs import PIPELINE_ASSETS  # noqa: E402
 from resources.io import decode_png  # noqa: E402
@@ -119,9 +121,9 @@ def test_prompt_is_built_from_the_details_and_sanitised():
     assert prompt.startswith("professional product photography backdrop for 여름")
     # every field bounded, and the whole prompt too
     long = ProductDetails(name="kettle " * 28, style="glossy " * 28)
-    assert len(build_prompt(long)) <= flux.MAX_PROMPT_CHARS
-    assert build_prompt(long).count("kettle") <= flux.MAX_SUBJECT_CHARS // 7
-    assert len(build_prompt(long, "{subject} " * 100)) <= flux.MAX_PROMPT_CHARS
+    assert len(build_prompt(long)) <= flux_prompt.MAX_PROMPT_CHARS
+    assert build_prompt(long).count("kettle") <= flux_prompt.MAX_SUBJECT_CHARS // 7
+    assert len(build_prompt(long, "{subject} " * 100)) <= flux_prompt.MAX_PROMPT_CHARS
     # defaults, the headline as a fallback subject, a category when the details have one, a custom template
     assert "a product" in build_prompt(ProductDetails()) and "neutral soft tones" in build_prompt(ProductDetails())
     assert build_prompt(ProductDetails(headline="Tea time"), "{subject} | {style} | {other}") == \
@@ -166,16 +168,16 @@ def test_compiled_transformer_and_vae_compute_the_same_function_on_gpu(tiny_flux
     transformer, vae = _modules(tiny_flux, "cuda", torch.bfloat16)
     params = FluxParams(compile=True, compile_mode="default", compile_cache_dir=str(tmp_path), fuse_qkv=True)
     check = transformer_step_error(transformer, params, height=64, width=64, text_len=16)
-    assert "compile" in check.applied and check.max_rel_err <= flux.REL_ERR_BF16, str(check)
+    assert "compile" in check.applied and check.max_rel_err <= flux_check.REL_ERR_BF16, str(check)
     check = vae_decode_error(vae, params, height=64, width=64)
-    assert "compile" in check.applied and check.max_rel_err <= flux.REL_ERR_BF16, str(check)
+    assert "compile" in check.applied and check.max_rel_err <= flux_check.REL_ERR_BF16, str(check)
 
 
 @pytest.mark.skipif(not _fp8_ready(), reason="fp8 needs a CUDA GPU of compute capability 8.9+ and torchao")
 def test_fp8_transformer_stays_within_its_bound_on_gpu(tiny_flux):
     transformer, _ = _modules(tiny_flux, "cuda", torch.bfloat16)
     check = transformer_step_error(transformer, FluxParams(fp8=True), height=64, width=64, text_len=16)
-    assert check.applied == ["fp8"] and check.max_rel_err <= flux.REL_ERR_FP8, str(check)
+    assert check.applied == ["fp8"] and check.max_rel_err <= flux_check.REL_ERR_FP8, str(check)
 
 
 # --- the asset ------------------------------------------------------------------------------
