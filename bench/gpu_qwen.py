@@ -93,7 +93,7 @@ def bench_tokenizer(first_special: int = FIRST_SPECIAL):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    from adgen_dagster.models.qwen_vl import QWEN2_VL_CHAT_TEMPLATE
+    from adgen_dagster.models.qwen_loading import QWEN2_VL_CHAT_TEMPLATE
 
     vocab = {ch: i for i, ch in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
     vocab.update({f"<|unused_{i}|>": i for i in range(len(vocab), first_special)})
@@ -109,7 +109,7 @@ def bench_tokenizer(first_special: int = FIRST_SPECIAL):
 
 def bench_processor(first_special: int = FIRST_SPECIAL):
     """The image-only Qwen2-VL processor (as the analyzer builds it without torchvision), real settings."""
-    from adgen_dagster.models.qwen_vl import QWEN2_VL_CHAT_TEMPLATE, image_only_processor_class, image_processor_class
+    from adgen_dagster.models.qwen_loading import QWEN2_VL_CHAT_TEMPLATE, image_only_processor_class, image_processor_class
 
     image_processor = image_processor_class()(**QWEN2_VL_PREPROCESSOR)
     return image_only_processor_class()(image_processor, bench_tokenizer(first_special),
@@ -124,7 +124,7 @@ def build_full_qwen2_vl(device, dtype=None, tiny: bool = False):
     import torch
     from transformers import GenerationConfig, Qwen2VLForConditionalGeneration
 
-    from adgen_dagster.models.qwen_vl import QwenModel
+    from adgen_dagster.models.qwen_loading import QwenModel
 
     device = torch.device(device)
     if dtype is None:
@@ -175,7 +175,7 @@ def _reset_peak(device) -> None:
 
 def plain_answer(bundle, image, new_tokens: int) -> int:
     """The reference scripts' way: chat template, processor with its defaults, `generate(max_new_tokens=...)`."""
-    from adgen_dagster.models.qwen_vl import PROMPT
+    from adgen_dagster.models.qwen_answer import PROMPT
 
     processor, model = bundle.processor, bundle.model
     messages = [{"role": "user", "content": [{"type": "image", "image": image}, {"type": "text", "text": PROMPT}]}]
@@ -191,7 +191,8 @@ def analyzer_answer(bundle, image, new_tokens: int, params) -> int:
     """What `QwenAnalyzer` runs for one attempt, forced to `new_tokens` tokens."""
     import torch
 
-    from adgen_dagster.models.qwen_vl import first_messages, generate_answer, prepare_inputs
+    from adgen_dagster.models.qwen_answer import first_messages
+    from adgen_dagster.models.qwen_loading import generate_answer, prepare_inputs
 
     with torch.inference_mode():
         inputs, _ = prepare_inputs(bundle, image, first_messages(), params.image_size)
@@ -202,7 +203,7 @@ def analyzer_answer(bundle, image, new_tokens: int, params) -> int:
 
 def visual_tokens(bundle, image, image_size: Optional[int]) -> int:
     """Visual tokens the model sees for `image` (None: the processor's defaults)."""
-    from adgen_dagster.models.qwen_vl import sized_for_model
+    from adgen_dagster.models.qwen_loading import sized_for_model
 
     ip = bundle.processor.image_processor
     if image_size is not None:

@@ -17,19 +17,11 @@ from PIL import Image
 from adgen_dagster.imaging.analysis_model import Analysis
 from adgen_dagster.imaging.analyze import AnalysisParams, analyze_classical
 from adgen_dagster.imaging.colour import contrast_ratio, hex_to_rgb, relative_luminance
-from adgen_dagster.models import qwen_vl
+from adgen_dagster.models import qwen_answer, qwen_loading, qwen_vl
 from adgen_dagster.models.params import GpuSettings, QwenParams
-from adgen_dagster.models.qwen_vl import (
-    BACKEND,
-    PROMPT,
-    RESULT_FIELDS,
-    VLM_FIELDS,
-    QwenAnalyzer,
-    ask_until_valid,
-    extract_json,
-    merge_answer,
-    parse_answer,
-)
+from adgen_dagster.models.qwen_answer import PROMPT, VLM_FIELDS, ask_until_valid, extract_json, parse_answer
+from adgen_dagster.models.qwen_merge import BACKEND, RESULT_FIELDS, merge_answer
+from adgen_dagster.models.qwen_vl import QwenAnalyzer
 from adgen_dagster.models.errors import ModelError
 from adgen_dagster.models.host import ModelHost
 from tests.tiny_qwen import build_tiny_qwen2_vl
@@ -252,7 +244,7 @@ def test_processor_sees_image_size_on_the_longest_side(tiny_qwen, host):
     assert isinstance(bundle.processor, ProcessorMixin) and bundle.processor.image_processor is not None
     image_id = bundle.model.config.image_token_id
     for size, tokens in [((640, 480), 4 * 3), ((200, 100), 4 * 2), ((1024, 1024), 4 * 4)]:
-        inputs, sized = qwen_vl.prepare_inputs(bundle, Image.new("RGB", size, "white"), qwen_vl.first_messages(), 112)
+        inputs, sized = qwen_loading.prepare_inputs(bundle, Image.new("RGB", size, "white"), qwen_answer.first_messages(), 112)
         assert max(sized.size) == 112
         assert int((inputs["input_ids"] == image_id).sum()) == tokens
         assert inputs["pixel_values"].shape[0] == tokens * 4
@@ -263,10 +255,10 @@ def test_bare_tokenizer_from_autoprocessor_is_replaced(tiny_qwen, monkeypatch):
 
     monkeypatch.setattr(transformers.AutoProcessor, "from_pretrained",
                         classmethod(lambda cls, *a, **k: transformers.AutoTokenizer.from_pretrained(*a, **k)))
-    proc, kind = qwen_vl.load_processor(tiny_qwen)
+    proc, kind = qwen_loading.load_processor(tiny_qwen)
     assert kind.startswith("image-only (AutoProcessor gave a bare") and proc.image_processor is not None
     assert "<|vision_start|><|image_pad|><|vision_end|>" in proc.apply_chat_template(
-        qwen_vl.first_messages(), tokenize=False, add_generation_prompt=True)
+        qwen_answer.first_messages(), tokenize=False, add_generation_prompt=True)
 
 
 def test_realistic_answers_through_the_analyzer(tiny_qwen, host, monkeypatch):
@@ -286,10 +278,10 @@ def test_realistic_answers_through_the_analyzer(tiny_qwen, host, monkeypatch):
 def test_model_class_follows_the_config():
     import transformers
 
-    assert qwen_vl._model_class("qwen2_vl") is transformers.Qwen2VLForConditionalGeneration
-    assert qwen_vl._model_class("qwen2_5_vl") is transformers.Qwen2_5_VLForConditionalGeneration
+    assert qwen_loading._model_class("qwen2_vl") is transformers.Qwen2VLForConditionalGeneration
+    assert qwen_loading._model_class("qwen2_5_vl") is transformers.Qwen2_5_VLForConditionalGeneration
     with pytest.raises(ModelError, match="ADGEN_QWEN2_VL__MODEL"):
-        qwen_vl._model_class("llava")
+        qwen_loading._model_class("llava")
 
 
 # --- (d) missing weights, missing GPU ------------------------------------------------

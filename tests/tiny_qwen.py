@@ -17,7 +17,7 @@ from pathlib import Path
 
 # The chat template shipped with Qwen2-VL-7B-Instruct, verbatim; the analyzer keeps the one
 # copy (for folders that lack it), and the tiny snapshot ships it like the real one does.
-from adgen_dagster.models.qwen_vl import QWEN2_VL_CHAT_TEMPLATE
+from adgen_dagster.models.qwen_loading import QWEN2_VL_CHAT_TEMPLATE
 
 # In the order of the real vocabulary (151643...): ids follow the 256 byte tokens here.
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
