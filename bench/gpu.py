@@ -114,7 +114,7 @@ def product_rows(device, tiny: bool, repeats: int, birefnet_dir: Optional[str], 
     from PIL import Image
 
     from adgen_dagster.imaging import composite, retouch
-    from adgen_dagster.imaging.analyze import AnalysisParams
+    from adgen_dagster.imaging.analysis_params import AnalysisParams
     from adgen_dagster.imaging.backdrop import BackdropParams
     from adgen_dagster.imaging.details import ProductDetails
     from adgen_dagster.imaging.palette import product_colours

@@ -17,7 +17,8 @@ from adgen_dagster.imaging.analysis_model import (
     analysis_json_schema_text,
     write_analysis_json_schema,
 )
-from adgen_dagster.imaging.analyze import VERSION, AnalysisParams, analyze_classical
+from adgen_dagster.imaging.analysis_params import AnalysisParams
+from adgen_dagster.imaging.analyze import VERSION, analyze_classical
 from adgen_dagster.imaging.colour import contrast_ratio, hex_to_rgb, relative_luminance, srgb_to_lab
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from adgen_dagster.imaging.analysis_model import Analysis
-from adgen_dagster.imaging.analyze import AnalysisParams, analyze_classical
+from adgen_dagster.imaging.analysis_params import AnalysisParams
+from adgen_dagster.imaging.analyze import analyze_classical
 from adgen_dagster.imaging.colour import contrast_ratio, hex_to_rgb, relative_luminance
 from adgen_dagster.models import qwen_answer, qwen_loading, qwen_vl
 from adgen_dagster.models.params import GpuSettings, QwenParams

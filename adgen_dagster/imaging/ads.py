@@ -65,7 +65,7 @@ from .ad_fit import MAX_FONT_SHORT, fit_block
 from .ad_fonts import FONT_DIR, Measurer, chain_for, font_chain, font_runs, load_font, renderable
 from .ad_html import ad_page
 from .ad_layout import AdLayout, line_px, place_block
-from .ad_params import LIGHT, AdCreative, AdParams
+from .ad_params import LIGHT, AdCreative, AdParams  # settings.py and assets_defs/ad_creatives.py (issue 13) import AdParams from here
 from .analysis_model import Analysis
 from .colour import contrast_ratio, hex_luminance, hex_to_rgb, percentile_contrast
 from .details import ProductDetails

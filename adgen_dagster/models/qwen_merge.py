@@ -13,7 +13,8 @@ import numpy as np
 from PIL import Image
 
 from adgen_dagster.imaging.analysis_model import Analysis, ColourShare
-from adgen_dagster.imaging.analyze import AnalysisParams, analyze_classical
+from adgen_dagster.imaging.analysis_params import AnalysisParams
+from adgen_dagster.imaging.analyze import analyze_classical
 from adgen_dagster.imaging.colour import contrast_ratio, hex_luminance, hex_to_rgb, relative_luminance, srgb_to_lab
 
 BACKEND = "qwen2-vl"

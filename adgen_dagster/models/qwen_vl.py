@@ -32,7 +32,7 @@ from typing import Any, Optional
 from PIL import Image
 
 from adgen_dagster.imaging.analysis_model import Analysis
-from adgen_dagster.imaging.analyze import AnalysisParams
+from adgen_dagster.imaging.analysis_params import AnalysisParams
 from adgen_dagster.models.params import QwenParams
 from adgen_dagster.models.qwen_answer import ask_until_valid, clip
 from adgen_dagster.models.qwen_loading import SETTING, QwenModel, generate_answer, load_qwen, prepare_inputs, sized_for_model
