@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from adgen_dagster.imaging import saliency  # noqa: E402
-from adgen_dagster.imaging.segment import SegmentParams, cutout_classical, estimate_foreground  # noqa: E402
+from adgen_dagster.imaging.segment import SegmentParams, cutout_classical  # noqa: E402
 from adgen_dagster.imaging.segment_gate import gate_reason  # noqa: E402
 from adgen_dagster.models import u2netp  # noqa: E402
 from adgen_dagster.models.auto_segment import cutout_auto  # noqa: E402
@@ -118,7 +118,7 @@ def grabcut_seeded(img: Image.Image, work: int = 400) -> np.ndarray:
 
 def band_matting(img: Image.Image) -> np.ndarray:
     """The classical path's band matting (local colour means) on the map's upsampled boundary."""
-    from adgen_dagster.imaging.segment import _refine_alpha
+    from adgen_dagster.imaging.segment_matting import refine_alpha
 
     rgb = np.asarray(img.convert("RGB"))
     H, W = rgb.shape[:2]
@@ -127,7 +127,7 @@ def band_matting(img: Image.Image) -> np.ndarray:
     small = cv2.resize(rgb, (int(round(W * s)), int(round(H * s))), interpolation=cv2.INTER_AREA)
     coarse = (cv2.resize(full, small.shape[1::-1], interpolation=cv2.INTER_AREA) > 0.5).astype(np.uint8)
     band = int(np.ceil(1.5 * max(H, W) / 320)) + 2
-    return _refine_alpha(rgb.astype(np.float32) / 255, (full > 0.5).astype(np.uint8), small, coarse, band, SegmentParams())
+    return refine_alpha(rgb.astype(np.float32) / 255, (full > 0.5).astype(np.uint8), small, coarse, band, SegmentParams())
 
 
 def evaluate(name: str, fn, cases) -> dict:

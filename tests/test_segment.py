@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 from pydantic import ValidationError
 
-from adgen_dagster.imaging.segment import VERSION, Cutout, SegmentParams, cutout_classical, estimate_foreground
+from adgen_dagster.imaging.segment import VERSION, Cutout, SegmentParams, cutout_classical
+from adgen_dagster.imaging.segment_matting import estimate_foreground
 from tests.synthetic import iou, mae, make_synthetic_set
 
 SAMPLES = Path(__file__).resolve().parents[1] / "adgen_dagster" / "samples" / "abo"

@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from adgen_dagster.imaging.segment import (Cutout, SegmentParams, cutout_classical, estimate_foreground,
-                                           has_informative_alpha)
+from adgen_dagster.imaging.segment import Cutout, SegmentParams, cutout_classical, has_informative_alpha
+from adgen_dagster.imaging.segment_matting import estimate_foreground
 from adgen_dagster.models.params import BiRefNetParams
 from adgen_dagster.models.weights import locate, weights_bytes
 from adgen_dagster.models.errors import ModelError, import_torch
