@@ -121,6 +121,13 @@ def _word(value: Any) -> str:
     return w
 
 
+def _unique_items(v: Any, clean: Callable[[Any], str], what: str) -> list[str]:
+    """A list answer's items, each cleaned (or the field rejected), duplicates dropped, in order."""
+    if not isinstance(v, list):
+        raise ValueError(f"must be a list of {what}, not {type(v).__name__}")
+    return list(dict.fromkeys(clean(item) for item in v))
+
+
 class VlmAnswer(BaseModel):
     """The model's answer; every field optional, so each one is validated (and dropped) on its own."""
 
@@ -151,9 +158,7 @@ class VlmAnswer(BaseModel):
     @field_validator("main_colours", mode="before")
     @classmethod
     def _colours(cls, v):
-        if not isinstance(v, list):
-            raise ValueError(f"must be a list of '#rrggbb' colours, not {type(v).__name__}")
-        out = list(dict.fromkeys(normalise_hex(item) for item in v))  # unique, in order
+        out = _unique_items(v, normalise_hex, "'#rrggbb' colours")
         if not 1 <= len(out) <= 8:
             raise ValueError(f"must hold 1 to 8 colours, not {len(out)}")
         return out
@@ -161,9 +166,7 @@ class VlmAnswer(BaseModel):
     @field_validator("mood", mode="before")
     @classmethod
     def _mood(cls, v):
-        if not isinstance(v, list):
-            raise ValueError(f"must be a list of words, not {type(v).__name__}")
-        out = list(dict.fromkeys(_word(item) for item in v))  # unique, in order
+        out = _unique_items(v, _word, "words")
         if not out:
             raise ValueError("must hold at least one word")
         return out[:5]
