@@ -191,3 +191,27 @@ def test_lock_is_reentrant_within_a_process(tmp_path):
         with lock:
             pass
         assert lock.holder() == f"pid {os.getpid()}"
+
+
+def test_lock_serialises_threads_of_one_process_without_the_file_timeout(tmp_path):
+    """Steps of one run share the host: a second thread queues behind the first (however long it
+    holds the GPU), then takes the file lock itself."""
+    import threading
+
+    lock = GpuLock(tmp_path / "l", timeout_s=0.1)
+    order, entered = [], threading.Event()
+
+    def first():
+        with lock:
+            entered.set()
+            time.sleep(0.4)  # longer than timeout_s: the other thread must still not fail
+            order.append("first done")
+
+    t = threading.Thread(target=first)
+    t.start()
+    entered.wait(10)
+    with lock:
+        order.append("second in")
+        assert lock.holder() == f"pid {os.getpid()}"
+    t.join(10)
+    assert order == ["first done", "second in"]
