@@ -19,7 +19,7 @@ import errno
 import hashlib
 import os
 import re
-import tempfile
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
@@ -113,6 +113,23 @@ class ObjectStore(abc.ABC):
             start = page.next_start_after
 
 
+def _create_beside(path: Path) -> tuple[int, str]:
+    """A new, uniquely named temp file in `path`'s folder, open for writing.
+
+    Created with mode 0666 so that the kernel applies the process's umask, as for any file a
+    program writes (0644 under the usual 022): `tempfile.mkstemp` would make every stored
+    object 0600, unreadable by a web server or a colleague.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.part"
+        try:
+            return os.open(tmp, flags, 0o666), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
+
+
 class LocalObjectStore(ObjectStore):
     """A directory on disk; the embedded default (`.adgen/` in the working directory)."""
 
@@ -138,7 +155,7 @@ class LocalObjectStore(ObjectStore):
         tmp = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+            fd, tmp = _create_beside(path)
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
                 fh.flush()

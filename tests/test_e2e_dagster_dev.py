@@ -127,6 +127,9 @@ LAUNCH_BACKFILL = """mutation($params: LaunchBackfillParams!) { launchPartitionB
 RUNS = """query($backfill: String!) { runsOrError(filter: {tags: [{key: "dagster/backfill", value: $backfill}]}) {
   ... on Runs { results { runId status tags { key value } } } } }"""
 
+RUN_ENGINE_EVENTS = """query($runId: ID!) { logsForRun(runId: $runId) { ... on EventConnection {
+  events { __typename ... on EngineEvent { message } } } } }"""
+
 PARTITION_STATS = """query($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) {
   ... on AssetNode { partitionStats { numMaterialized numPartitions numFailed } } } }"""
 
@@ -174,6 +177,11 @@ def test_dagster_dev_backfill_and_upload_sensor_over_graphql(dagster_dev):
     tags = [{t["key"]: t["value"] for t in r["tags"]} for r in runs]
     ranges = sorted((t["dagster/asset_partition_range_start"], t["dagster/asset_partition_range_end"]) for t in tags)
     assert ranges == [(pids[0], pids[1]), (pids[2], pids[2])]
+    for run in runs:  # the UI's backfill runs the implicit asset job: one process, no subprocess per step
+        engine = [e["message"] for e in gql(RUN_ENGINE_EVENTS, runId=run["runId"])["logsForRun"]["events"]
+                  if e["__typename"] == "EngineEvent"]
+        assert any(m.startswith("Executing steps in process") for m in engine), engine
+        assert not any("Launching subprocess" in m or "multiprocess" in m for m in engine), engine
     for asset in ASSETS:
         stats = gql(PARTITION_STATS, path=[asset])["assetNodeOrError"]["partitionStats"]
         assert stats == {"numMaterialized": 3, "numPartitions": 3, "numFailed": 0}, asset
