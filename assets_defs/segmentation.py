@@ -6,7 +6,7 @@ from adgen_dagster.imaging import segment
 from adgen_dagster.imaging.segment import SegmentParams
 from adgen_dagster.partitions import products_partitions
 from adgen_dagster.settings import get_settings
-from assets_defs.checks import MASK_COVERAGE, mask_coverage_result, worst
+from assets_defs.checks import MASK_COVERAGE, check_spec, mask_coverage_result, per_product_evaluations
 from assets_defs.common import failures_named, materialize_stage, run_metadata, stage_metadata
 from assets_defs.config import backend_fields, configured_backend, stage_config, to_params
 from resources import stages
@@ -26,7 +26,7 @@ SegmentConfig = stage_config(
                      description="The product cut out: RGBA, foreground colours re-estimated so no fringe of the old background remains."),
         dg.AssetSpec("mask", deps=["product_image"], kinds={"image"}, description="The product's soft alpha mask (0-255)."),
     ],
-    check_specs=[dg.AssetCheckSpec(MASK_COVERAGE, asset="mask", description="Mask covers between 0.5% and 99% of the image.")],
+    check_specs=[check_spec(MASK_COVERAGE, "mask", "Mask covers between 0.5% and 99% of the image.")],
     partitions_def=products_partitions,
     group_name="adgen",
     backfill_policy=dg.BackfillPolicy.multi_run(get_settings().batch_size),
@@ -58,5 +58,6 @@ def segmentation(context: dg.AssetExecutionContext, config: SegmentConfig, store
                   "preview": dg.MetadataValue.md(r.metadata["mask_preview"])}
             for pid, r in results.items()
         }),
-        check_results=[worst([mask_coverage_result(r.metadata["coverage"], pid) for pid, r in results.items()])],
     )
+    yield from per_product_evaluations(context, "mask", {
+        pid: mask_coverage_result(r.metadata["coverage"], pid) for pid, r in results.items()})
