@@ -118,7 +118,7 @@ def cutout(
         from adgen_dagster.backends import get_segmenter
         from adgen_dagster.cli._app import load_settings
         from adgen_dagster.imaging.decode import decode_upload
-        from resources.io import encode_png
+        from resources.io import encode_output
 
         settings = load_settings(segmenter=segmenter)
         segment = get_segmenter(settings.segmenter)  # an unknown ADGEN_SEGMENTER fails here, naming it
@@ -134,7 +134,7 @@ def cutout(
                 data = sys.stdin.buffer.read() if item.src is None else item.src.read_bytes()
                 photo = decode_upload(data, item.label, settings.decode)
                 cut = segment(photo, settings.segment)
-                png = encode_png(cut.mask if mask_only else cut.rgba)
+                png = encode_output("mask.png", cut.mask) if mask_only else encode_output("nobg_image.png", cut.rgba)
                 if item.dest is None:
                     sys.stdout.buffer.write(png)
                     sys.stdout.buffer.flush()
