@@ -24,6 +24,7 @@ def test_definitions_load_and_graph_matches_design():
     assert {"nobg_image", "background"} <= parents("composite")
     assert "composite" in parents("retouched") and "retouched" in parents("analysis")
     assert parents("ad_creatives") == {"retouched", "analysis"}
+    assert not graph.get(dg.AssetKey("mask")).child_keys  # a leaf: composite uses nobg_image's alpha (README graph)
     for key in graph.get_all_asset_keys():
         assert graph.get(key).partitions_def.name == "products"
     job = defs.resolve_job_def("adgen_pipeline")
