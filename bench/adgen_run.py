@@ -32,20 +32,30 @@ BAR_S = 1.3
 
 
 def uploads_1024(n: int) -> list[tuple[str, bytes]]:
+    """`n` distinct photos at 1024 px: the ten of `ten_uploads`, then flipped, rotated and cropped variants."""
     from PIL import Image, ImageOps
 
     base = ten_uploads()
+    variants = [
+        ("", lambda im: im),
+        ("flipped-", ImageOps.flip),
+        ("rot90-", lambda im: im.transpose(Image.Transpose.ROTATE_90)),
+        ("rot270-", lambda im: im.transpose(Image.Transpose.ROTATE_270)),
+        ("crop90-", lambda im: ImageOps.crop(im, round(min(im.size) * 0.05))),
+        ("flipcrop85-", lambda im: ImageOps.crop(ImageOps.flip(im), round(min(im.size) * 0.075))),
+    ]
     out = []
     for i in range(n):
         name, data = base[i % len(base)]
-        im = Image.open(io.BytesIO(data)).convert("RGB")
-        if i >= len(base):
-            im, name = ImageOps.flip(im), f"flipped-{i}-{name}"
+        prefix, change = variants[(i // len(base)) % len(variants)]
+        if i >= len(base) * len(variants):
+            prefix, change = f"v{i}-", (lambda im, i=i: ImageOps.crop(im, 4 + i % 50))
+        im = change(Image.open(io.BytesIO(data)).convert("RGB"))
         scale = 1024 / max(im.size)
         im = im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.LANCZOS)
         buf = io.BytesIO()
         im.save(buf, "JPEG", quality=92)
-        out.append((name, buf.getvalue()))
+        out.append((prefix + name, buf.getvalue()))
     return out
 
 

@@ -26,7 +26,7 @@ from adgen_dagster.imaging.decode import decode_upload
 from adgen_dagster.imaging.details import ProductDetails, parse_details
 from adgen_dagster.imaging.palette import product_colours
 from resources.cache import ResultCache, cache_key, sha256_hex
-from resources.io import FileValue, decode_png, encode_files, encode_json, preview_markdown
+from resources.io import FileValue, decode_png, encode_files, encode_json, encoder_pool, preview_markdown
 from resources.object_store import ObjectStore
 from resources.products import product_key
 
@@ -109,11 +109,23 @@ def run_stage(
         if not cache.put(stage, key, written, metadata) and cache.enabled:
             written, metadata = _committed(cache, stage, key, written, metadata)
     t = time.perf_counter()
-    for name, data in written.items():
-        store.put(product_key(pid, name), data, CONTENT_TYPES.get(name[name.rfind("."):]))
+    put_all(store, {product_key(pid, name): data for name, data in written.items()})
     timings["write"] = _ms(t)
     return StageResult(stage, key, status, written, metadata, timings,
                        settings_key(stage, version, params, backend, backend_params))
+
+
+def put_all(store: ObjectStore, objects: Mapping[str, bytes]) -> None:
+    """Write several objects at once (their disk syncs or S3 round trips overlap); errors propagate."""
+    def put(item: tuple[str, bytes]) -> None:
+        key, data = item
+        store.put(key, data, CONTENT_TYPES.get(key[key.rfind("."):]))
+
+    if len(objects) > 1:
+        list(encoder_pool().map(put, objects.items()))
+    else:
+        for item in objects.items():
+            put(item)
 
 
 def _committed(cache: ResultCache, stage: str, key: str, written: Files, metadata: dict) -> tuple[Files, dict]:
