@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from adgen_dagster.imaging.ads import AdParams
@@ -36,6 +36,13 @@ class StoreSettings(BaseModel):
     region: str = Field("", description="S3 region; empty = the AWS default chain (ADGEN_STORE__REGION).")
     max_attempts: int = Field(5, ge=1, le=20, description="Attempts per S3 call, botocore standard retry mode (ADGEN_STORE__MAX_ATTEMPTS).")
     cache: bool = Field(True, description="Reuse cached stage results (ADGEN_STORE__CACHE=false to always recompute).")
+
+    @field_validator("root")
+    @classmethod
+    def _root_not_empty(cls, v: str) -> str:
+        if not v.strip():  # Path('') is the current folder: never a silent default
+            raise ValueError("must name a folder (empty means nothing; the default is .adgen)")
+        return v
 
 
 class ScheduleSettings(BaseModel):
@@ -62,8 +69,11 @@ class SensorSettings(BaseModel):
     tick_seconds: float = Field(30.0, gt=0, description="Time after which a tick stops reading further pages, well "
                                 "inside Dagster's 60 s sensor timeout (ADGEN_SENSOR__TICK_SECONDS).")
     workers: int = Field(8, ge=1, le=64, description="Parallel store calls within one tick (ADGEN_SENSOR__WORKERS).")
-    catalog_rows_per_tick: int = Field(200, ge=1, le=10000, description="Catalog rows registered, and runs requested, "
-                                       "per catalog sensor tick (ADGEN_SENSOR__CATALOG_ROWS_PER_TICK).")
+    catalog_rows_per_tick: int = Field(5000, ge=1, le=100_000, description="Catalog rows registered, and runs requested, "
+                                       "per catalog sensor tick, shared equally among unfinished catalogs "
+                                       "(ADGEN_SENSOR__CATALOG_ROWS_PER_TICK).")
+    catalog_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Catalog files larger than this are reported "
+                                   "and not read (ADGEN_SENSOR__CATALOG_MAX_BYTES).")
 
 
 class AdgenSettings(BaseSettings):

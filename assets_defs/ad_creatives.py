@@ -7,13 +7,16 @@ from adgen_dagster.imaging.ads import AdParams
 from adgen_dagster.partitions import products_partitions
 from adgen_dagster.settings import get_settings
 from assets_defs.checks import AD_CONTRAST, ad_contrast_result, check_spec, per_product_evaluations
-from assets_defs.common import failures_named, materialize_stage, run_metadata, stage_metadata
+from assets_defs.common import materialize_stage, run_metadata, stage_metadata
 from assets_defs.config import stage_config, to_params
+from assets_defs.run_config import rule, starting
 from resources import stages
 from resources.store_resource import StoreResource
 
 AdConfig = stage_config("AdConfig", get_settings().ads)
 
+
+rule("ad_creatives", AdConfig, AdParams)
 
 @dg.asset(
     partitions_def=products_partitions,
@@ -27,7 +30,7 @@ AdConfig = stage_config("AdConfig", get_settings().ads)
     "as PNG and HTML under products/<pid>/ads/ in 1080x1080, 1080x1350, 1080x1920 and 1200x628.",
 )
 def ad_creatives(context: dg.AssetExecutionContext, config: AdConfig, store: StoreResource):
-    with failures_named("ad_creatives"):
+    with starting(context, "ad_creatives"):
         params = to_params(config, AdParams)
         compute = stages.ad_creatives(params)
     results = materialize_stage(

@@ -7,8 +7,9 @@ from adgen_dagster.imaging.analyze import AnalysisParams
 from adgen_dagster.partitions import products_partitions
 from adgen_dagster.settings import get_settings
 from assets_defs.checks import ANALYSIS_SCHEMA, analysis_schema_result, check_spec, per_product_evaluations
-from assets_defs.common import failures_named, materialize_stage, run_metadata, stage_metadata
+from assets_defs.common import materialize_stage, run_metadata, stage_metadata
 from assets_defs.config import backend_fields, configured_backend, stage_config, to_params
+from assets_defs.run_config import rule, starting
 from resources import stages
 from resources.gpu_resource import GPU, GpuResource
 from resources.store_resource import StoreResource
@@ -19,6 +20,8 @@ AnalysisConfig = stage_config(
     **backend_fields("analyzer", get_settings().analyzer, "Analysis backend."),
 )
 
+
+rule("analysis", AnalysisConfig, AnalysisParams, "analyzer")
 
 @dg.asset(
     partitions_def=products_partitions,
@@ -34,7 +37,7 @@ AnalysisConfig = stage_config(
     "text colour with its WCAG contrast (schema: schemas/analysis.schema.json).",
 )
 def analysis(context: dg.AssetExecutionContext, config: AnalysisConfig, store: StoreResource, gpu: GpuResource):
-    with failures_named("analysis"):
+    with starting(context, "analysis"):
         params = to_params(config, AnalysisParams)
         backend = configured_backend("analyzer", config, gpu)
         compute = stages.analysis(params, backend)

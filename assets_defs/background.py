@@ -6,8 +6,9 @@ from adgen_dagster.imaging import backdrop
 from adgen_dagster.imaging.backdrop import BackdropParams
 from adgen_dagster.partitions import products_partitions
 from adgen_dagster.settings import get_settings
-from assets_defs.common import failures_named, materialize_stage, run_metadata, stage_metadata
+from assets_defs.common import materialize_stage, run_metadata, stage_metadata
 from assets_defs.config import backend_fields, configured_backend, stage_config, to_params
+from assets_defs.run_config import rule, starting
 from resources import stages
 from resources.gpu_resource import GPU, GpuResource
 from resources.store_resource import StoreResource
@@ -18,6 +19,8 @@ BackgroundConfig = stage_config(
     **backend_fields("background", get_settings().background, "Background backend."),
 )
 
+
+rule("background", BackgroundConfig, BackdropParams, "background")
 
 @dg.asset(
     partitions_def=products_partitions,
@@ -32,7 +35,7 @@ BackgroundConfig = stage_config(
     "details (palette, style) or, failing those, a tint that sets off the product's own colours.",
 )
 def background(context: dg.AssetExecutionContext, config: BackgroundConfig, store: StoreResource, gpu: GpuResource) -> dg.MaterializeResult:
-    with failures_named("background"):
+    with starting(context, "background"):
         params = to_params(config, BackdropParams)
         backend = configured_backend("background", config, gpu)
         compute = stages.background(params, backend)

@@ -6,13 +6,16 @@ from adgen_dagster.imaging import composite as composite_core
 from adgen_dagster.imaging.composite import CompositeParams
 from adgen_dagster.partitions import products_partitions
 from adgen_dagster.settings import get_settings
-from assets_defs.common import failures_named, materialize_stage, run_metadata, stage_metadata
+from assets_defs.common import materialize_stage, run_metadata, stage_metadata
 from assets_defs.config import stage_config, to_params
+from assets_defs.run_config import rule, starting
 from resources import stages
 from resources.store_resource import StoreResource
 
 CompositeConfig = stage_config("CompositeConfig", get_settings().composite)
 
+
+rule("composite", CompositeConfig, CompositeParams)
 
 @dg.asset(
     partitions_def=products_partitions,
@@ -25,7 +28,7 @@ CompositeConfig = stage_config("CompositeConfig", get_settings().composite)
     "Also stores `composite_mask.png`, the product's alpha on the canvas, for retouch and analysis.",
 )
 def composite(context: dg.AssetExecutionContext, config: CompositeConfig, store: StoreResource) -> dg.MaterializeResult:
-    with failures_named("composite"):
+    with starting(context, "composite"):
         params = to_params(config, CompositeParams)
         compute = stages.composite_stage(params)
     results = materialize_stage(

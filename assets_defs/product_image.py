@@ -6,14 +6,17 @@ from adgen_dagster.imaging import decode
 from adgen_dagster.imaging.decode import DecodeParams
 from adgen_dagster.partitions import products_partitions
 from adgen_dagster.settings import get_settings
-from assets_defs.common import failures_named, materialize_stage, run_metadata, stage_metadata
+from assets_defs.common import materialize_stage, run_metadata, stage_metadata
 from assets_defs.config import stage_config, to_params
+from assets_defs.run_config import rule, starting
 from resources import stages
 from resources.products import upload_for
 from resources.store_resource import StoreResource
 
 DecodeConfig = stage_config("DecodeConfig", get_settings().decode)
 
+
+rule("product_image", DecodeConfig, DecodeParams)
 
 @dg.asset(
     partitions_def=products_partitions,
@@ -25,14 +28,14 @@ DecodeConfig = stage_config("DecodeConfig", get_settings().decode)
     "and the product details from its sidecar JSON (details.json). The upload itself is never changed.",
 )
 def product_image(context: dg.AssetExecutionContext, config: DecodeConfig, store: StoreResource) -> dg.MaterializeResult:
-    with failures_named("product_image"):
+    with starting(context, "product_image"):
         params = to_params(config, DecodeParams)
     s = store.get_store()
     uploads = {}
 
     def inputs(pid: str) -> stages.Files:
         uploads[pid] = rec = upload_for(s, pid)
-        return stages.product_inputs(s, rec.upload_key)
+        return stages.product_inputs(s, rec.upload_key, params.max_bytes)
 
     results = materialize_stage(
         context, store, "product_image", decode.VERSION, params,

@@ -7,8 +7,9 @@ from adgen_dagster.imaging.segment import SegmentParams
 from adgen_dagster.partitions import products_partitions
 from adgen_dagster.settings import get_settings
 from assets_defs.checks import MASK_COVERAGE, check_spec, mask_coverage_result, per_product_evaluations
-from assets_defs.common import failures_named, materialize_stage, run_metadata, stage_metadata
+from assets_defs.common import materialize_stage, run_metadata, stage_metadata
 from assets_defs.config import backend_fields, configured_backend, stage_config, to_params
+from assets_defs.run_config import rule, starting
 from resources import stages
 from resources.gpu_resource import GPU, GpuResource
 from resources.store_resource import StoreResource
@@ -19,6 +20,8 @@ SegmentConfig = stage_config(
     **backend_fields("segmenter", get_settings().segmenter, "Cut-out backend."),
 )
 
+
+rule("segmentation", SegmentConfig, SegmentParams, "segmenter")
 
 @dg.multi_asset(
     specs=[
@@ -37,7 +40,7 @@ SegmentConfig = stage_config(
     can_subset=False,
 )
 def segmentation(context: dg.AssetExecutionContext, config: SegmentConfig, store: StoreResource, gpu: GpuResource):
-    with failures_named("segmentation"):
+    with starting(context, "segmentation"):
         params = to_params(config, SegmentParams)
         backend = configured_backend("segmenter", config, gpu)
         compute = stages.segmentation(params, backend)

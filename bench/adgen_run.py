@@ -29,6 +29,7 @@ from pathlib import Path
 from _util import print_table, ten_uploads  # (importing _util puts the repo on sys.path)
 
 BAR_S = 1.3
+MAX_BYTES = 0  # the upload size limit (settings.decode.max_bytes), set in main()
 
 
 def uploads_1024(n: int) -> list[tuple[str, bytes]]:
@@ -151,11 +152,13 @@ def main() -> None:
     uploads = uploads_1024(args.products)
     n = len(uploads)
     chain = stage_chain(get_settings())
+    global MAX_BYTES
+    MAX_BYTES = get_settings().decode.max_bytes
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         jobs = jobs_for(uploads, tmp / "photos")
         run_before(jobs[:1], chain, tmp / "warm")  # imports, fonts
-        process(jobs[:1], chain, None, tmp / "warm2", True, False)
+        process(jobs[:1], chain, None, tmp / "warm2", True, False, MAX_BYTES)
 
         with Clock() as core:
             for name, data in uploads:
@@ -163,7 +166,7 @@ def main() -> None:
         with Clock() as before:
             run_before(jobs, chain, tmp / "before")
         with Clock() as now:
-            outcomes = process(jobs, chain, None, tmp / "now", True, False)
+            outcomes = process(jobs, chain, None, tmp / "now", True, False, MAX_BYTES)
         assert all(o.ok for o in outcomes) and len(list((tmp / "now").rglob("*"))) >= 17 * n
         pngs = png_table(tmp / "before", tmp / "now")
 

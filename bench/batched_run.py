@@ -36,7 +36,7 @@ def bare_core(uploads, root: Path) -> float:
     for name, data in uploads:
         path = src / name
         path.write_bytes(data)
-        res = run_one(Job(name, name, path), chain, None, lambda i, s: None)
+        res = run_one(Job(name, name, path), chain, None, lambda i, s: None, get_settings().decode.max_bytes)
         for fname, blob in encode_files(res.files).items():
             if fname not in ("upload", "sidecar", "product_id"):
                 store.put(product_key(res.pid, fname), blob)

@@ -18,31 +18,50 @@ import contextlib
 import errno
 import hashlib
 import os
-import re
-import secrets
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
 
-_KEY_RE = re.compile(r"^[^/\x00-\x1f\\][^\x00-\x1f\\]*$")
+from resources import local_listing, safe_files
+from resources.store_errors import NotAnObject, ObjectNotFound, StoreError, TooLarge
+
+__all__ = ["ListPage", "LocalObjectStore", "NotAnObject", "ObjectInfo", "ObjectNotFound", "ObjectStore", "Refused",
+           "StoreError", "TooLarge", "check_key", "key_problem", "shown"]
+
+_CONTROL = {*range(0x00, 0x20), *range(0x7F, 0xA0)}  # C0, DEL and C1
 
 
-class StoreError(RuntimeError):
-    """A storage operation failed; the message says which key and what to check."""
+def shown(key: str) -> str:
+    """A key as logs may show it: bytes that are not UTF-8 (a local file name) as \\xNN."""
+    return key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-class ObjectNotFound(StoreError, KeyError):
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return self.args[0] if self.args else "object not found"
+def key_problem(key: str) -> Optional[str]:
+    """Why `key` is not a plain relative path, in words; None when it is one."""
+    if not key:
+        return "the key is empty"
+    if any(0xDC80 <= ord(c) <= 0xDCFF for c in key):
+        return "the name is not valid UTF-8"
+    bad = next((c for c in key if ord(c) in _CONTROL), None)
+    if bad is not None:
+        return f"the name holds the control character {bad!r}"
+    if "\\" in key:
+        return "the name holds a backslash"
+    if key.startswith("/"):
+        return "it is an absolute path"
+    if key.endswith("/"):
+        return "it ends with '/' (a folder marker)"
+    if any(p in ("", ".", "..") for p in key.split("/")):
+        return "it has an empty, '.' or '..' path segment"
+    return None
 
 
 def check_key(key: str) -> str:
     """Refuse keys that are not plain relative paths (no `..`, no absolute, no control chars)."""
-    if not key or not _KEY_RE.match(key) or key.endswith("/"):
-        raise ValueError(f"invalid object key {key!r}")
-    parts = key.split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        raise ValueError(f"invalid object key {key!r}: empty, '.' or '..' path segment")
+    problem = key_problem(key)
+    if problem is not None:
+        raise ValueError(f"invalid object key {shown(key)!r}: {problem}")
     return key
 
 
@@ -55,16 +74,26 @@ class ObjectInfo:
 
 
 @dataclass(frozen=True)
+class Refused:
+    """A listed name that is not an object the pipeline may read, and why."""
+
+    key: str  # as `shown`: safe to log
+    reason: str
+
+
+@dataclass(frozen=True)
 class ListPage:
     objects: list[ObjectInfo]
     next_start_after: Optional[str]  # None when the listing is complete
+    refused: list[Refused] = field(default_factory=list)  # names on this page that are not objects
 
 
 class ObjectStore(abc.ABC):
     """What the pipeline needs from storage, nothing more."""
 
     @abc.abstractmethod
-    def get(self, key: str) -> bytes: ...
+    def get(self, key: str, max_bytes: Optional[int] = None) -> bytes:
+        """The object's bytes; `TooLarge` (before reading) when it is over `max_bytes`."""
 
     @abc.abstractmethod
     def put(self, key: str, data: bytes, content_type: str | None = None) -> None: ...
@@ -74,7 +103,8 @@ class ObjectStore(abc.ABC):
         """Write only if `key` does not exist; True when this call wrote it."""
 
     @abc.abstractmethod
-    def info(self, key: str) -> Optional[ObjectInfo]: ...
+    def info(self, key: str) -> Optional[ObjectInfo]:
+        """None when there is no such object; `NotAnObject` when the name holds something else."""
 
     @abc.abstractmethod
     def list_page(self, prefix: str, start_after: str | None = None, limit: int = 1000) -> ListPage: ...
@@ -97,9 +127,9 @@ class ObjectStore(abc.ABC):
     def exists(self, key: str) -> bool:
         return self.info(key) is not None
 
-    def get_or_none(self, key: str) -> Optional[bytes]:
+    def get_or_none(self, key: str, max_bytes: Optional[int] = None) -> Optional[bytes]:
         try:
-            return self.get(key)
+            return self.get(key, max_bytes)
         except ObjectNotFound:
             return None
 
@@ -113,118 +143,154 @@ class ObjectStore(abc.ABC):
             start = page.next_start_after
 
 
-def _create_beside(path: Path) -> tuple[int, str]:
-    """A new, uniquely named temp file in `path`'s folder, open for writing.
-
-    Created with mode 0666 so that the kernel applies the process's umask, as for any file a
-    program writes (0644 under the usual 022): `tempfile.mkstemp` would make every stored
-    object 0600, unreadable by a web server or a colleague.
-    """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-    for _ in range(100):
-        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.part"
-        try:
-            return os.open(tmp, flags, 0o666), str(tmp)
-        except FileExistsError:
-            continue
-    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
-
-
 class LocalObjectStore(ObjectStore):
-    """A directory on disk; the embedded default (`.adgen/` in the working directory)."""
+    """A directory on disk; the embedded default (`.adgen/` in the working directory).
+
+    Below the root no symbolic link is followed and only regular files are read
+    (`resources.safe_files`); the root itself may be a link (the operator's choice).
+    """
 
     def __init__(self, root: str | os.PathLike):
+        if not str(root).strip():
+            raise StoreError("the local store root is empty; set ADGEN_STORE__ROOT to a folder (e.g. .adgen)")
         self.root = Path(root).expanduser().resolve()
+        self._check_root()
+
+    def _check_root(self) -> None:
+        if self.root.exists() and not self.root.is_dir():
+            raise StoreError(f"the local store root {self.root} is a file, not a folder; set ADGEN_STORE__ROOT to a folder")
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*check_key(key).split("/"))
 
-    def get(self, key: str) -> bytes:
+    @contextlib.contextmanager
+    def _dir_of(self, key: str, create: bool = False) -> Iterator[tuple[int, str]]:
+        """(descriptor of the key's folder, its last name), links refused on the way."""
+        parts = check_key(key).split("/")
+        self._check_root()
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
         try:
-            return self._path(key).read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
+            with safe_files.open_dir(str(self.root), parts[:-1], key, create=create) as fd:
+                yield fd, parts[-1]
+        except FileNotFoundError:  # no root yet: nothing is stored
             raise ObjectNotFound(f"no object {key!r} in {self.root}") from None
-        except OSError as exc:
-            if exc.errno == errno.ENAMETOOLONG:  # a name this filesystem cannot hold cannot exist here
-                raise ObjectNotFound(f"no object {key!r} in {self.root} (name too long for this filesystem)") from None
-            raise
+
+    def get(self, key: str, max_bytes: Optional[int] = None) -> bytes:
+        missing = ObjectNotFound(f"no object {key!r} in {self.root}")
+        try:
+            with self._dir_of(key) as (fd, name):
+                st = safe_files.lstat_at(fd, name)
+                if st is None or stat.S_ISDIR(st.st_mode):  # a folder is not an object (as on S3)
+                    raise missing
+                f = safe_files.open_regular(fd, name, key)
+                try:
+                    return safe_files.read_capped(f, key, max_bytes)
+                finally:
+                    os.close(f)
+        except ObjectNotFound:
+            raise missing from None
 
     _DIGEST_XATTR = "user.adgen.sha256"
 
-    def _write_temp(self, path: Path, data: bytes) -> str:
+    def _write_temp(self, key: str, data: bytes) -> tuple[int, str, str]:
+        """A complete temporary file next to `key`: (folder descriptor, temp name, final name)."""
+        path = self._path(key)
+        stack = contextlib.ExitStack()
         tmp = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = _create_beside(path)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
+            fd, name = stack.enter_context(self._dir_of(key, create=True))
+            tmp = safe_files.temp_name(name)
             # The digest travels with the file through the atomic rename.
-            with contextlib.suppress(OSError, AttributeError):
-                os.setxattr(tmp, self._DIGEST_XATTR, hashlib.sha256(data).hexdigest().encode())
-            return tmp
+            safe_files.write_new(fd, tmp, data, {self._DIGEST_XATTR: hashlib.sha256(data).hexdigest().encode()})
+            return os.dup(fd), tmp, name
         except OSError as exc:
             if tmp is not None:
                 with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+                    os.unlink(tmp, dir_fd=fd)
             if exc.errno == errno.ENOSPC:
                 raise StoreError(f"disk full while writing {path} (local store root: {self.root}); free space or set ADGEN_STORE__ROOT") from None
             raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from None
+        finally:
+            stack.close()
 
     def put(self, key: str, data: bytes, content_type: str | None = None) -> None:
-        path = self._path(key)
-        tmp = self._write_temp(path, data)
-        os.replace(tmp, path)  # atomic on POSIX within one directory
+        fd, tmp, name = self._write_temp(key, data)
+        try:
+            os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)  # atomic on POSIX within one directory
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=fd)
+            raise StoreError(f"cannot write {self._path(key)}: {exc.strerror or exc}") from None
+        finally:
+            os.close(fd)
 
     def put_if_absent(self, key: str, data: bytes, content_type: str | None = None) -> bool:
-        path = self._path(key)
-        tmp = self._write_temp(path, data)
+        fd, tmp, name = self._write_temp(key, data)
         try:
-            os.link(tmp, path)  # fails if the target exists: an atomic create-once
+            os.link(tmp, name, src_dir_fd=fd, dst_dir_fd=fd, follow_symlinks=False)  # fails if the target exists: an atomic create-once
             return True
         except FileExistsError:
             return False
         finally:
-            os.unlink(tmp)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=fd)
+            os.close(fd)
 
-    def info(self, key: str) -> Optional[ObjectInfo]:
+    def _lstat(self, key: str) -> Optional[os.stat_result]:
         try:
-            st = self._path(key).stat()
-        except (FileNotFoundError, NotADirectoryError):
+            with self._dir_of(key) as (fd, name):
+                return safe_files.lstat_at(fd, name)
+        except ObjectNotFound:
             return None
         except OSError as exc:
             if exc.errno == errno.ENAMETOOLONG:
                 return None
             raise
-        if not os.path.isfile(self._path(key)):
+
+    def info(self, key: str) -> Optional[ObjectInfo]:
+        st = self._lstat(key)
+        if st is None or stat.S_ISDIR(st.st_mode):  # a folder is not an object (as on S3)
             return None
+        if not stat.S_ISREG(st.st_mode):
+            raise NotAnObject(f"{key} is {safe_files.kind(st.st_mode)}")
+        return self._info(key, st)
+
+    @staticmethod
+    def _info(key: str, st: os.stat_result) -> ObjectInfo:
+        # `modified` is when the file arrived or last changed here: a copy that keeps an old
+        # file time (cp -p, rsync -a, unzip) still counts as the latest upload.
         return ObjectInfo(key=key, size=st.st_size, version=f"{st.st_mtime_ns:x}-{st.st_size:x}",
-                          modified=st.st_mtime_ns / 1e9)
+                          modified=max(st.st_mtime_ns, st.st_ctime_ns) / 1e9)
 
     def list_page(self, prefix: str, start_after: str | None = None, limit: int = 1000) -> ListPage:
-        base = self.root
-        keys = []
+        self._check_root()
         head = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-        walk_from = base.joinpath(*check_key(head).split("/")) if head else base
-        for dirpath, dirnames, filenames in os.walk(walk_from):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            rel_dir = os.path.relpath(dirpath, base)
-            for fn in filenames:
-                if fn.startswith(".") and fn.endswith(".part"):
-                    continue  # in-flight atomic write
-                key = fn if rel_dir == "." else f"{rel_dir.replace(os.sep, '/')}/{fn}"
-                if key.startswith(prefix) and (start_after is None or key > start_after):
-                    keys.append(key)
-        keys.sort()
-        page = keys[:limit]
-        objects = [i for i in (self.info(k) for k in page) if i is not None]
-        return ListPage(objects, page[-1] if len(keys) > limit else None)
+        entries = sorted((k, t) for k, t in local_listing.walk(str(self.root), head) if k.startswith(prefix)
+                         and (start_after is None or k > start_after))
+        page = entries[:limit]
+        objects, refused = [], []
+        for key, entry_kind in page:
+            problem = key_problem(key)
+            if problem is not None:
+                refused.append(Refused(shown(key), f"invalid object key: {problem}"))
+                continue
+            try:
+                st = self._lstat(key) if entry_kind == "file" else None
+            except (NotAnObject, OSError) as exc:  # its folder was swapped for a link meanwhile: that entry only
+                refused.append(Refused(key, str(exc)))
+                continue
+            if st is not None and stat.S_ISREG(st.st_mode):
+                objects.append(self._info(key, st))
+            elif st is not None or entry_kind != "file":
+                refused.append(Refused(key, safe_files.kind(st.st_mode) if st is not None else local_listing.KINDS[entry_kind]))
+        return ListPage(objects, page[-1][0] if len(entries) > limit else None, refused)
 
     def delete(self, key: str) -> None:
         try:
-            self._path(key).unlink()
-        except FileNotFoundError:
+            with self._dir_of(key) as (fd, name):
+                os.unlink(name, dir_fd=fd)
+        except (ObjectNotFound, FileNotFoundError):
             pass
 
     def uri(self, key: str) -> str:
@@ -232,6 +298,11 @@ class LocalObjectStore(ObjectStore):
 
     def digest(self, key: str) -> Optional[str]:
         try:
-            return os.getxattr(self._path(key), self._DIGEST_XATTR).decode()
-        except (OSError, AttributeError):
+            with self._dir_of(key) as (fd, name):
+                f = safe_files.open_regular(fd, name, key)
+                try:
+                    return os.getxattr(f, self._DIGEST_XATTR).decode()
+                finally:
+                    os.close(f)
+        except (OSError, AttributeError, StoreError):
             return None

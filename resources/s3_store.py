@@ -18,7 +18,8 @@ from typing import Any, Optional
 
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError, NoCredentialsError
 
-from resources.object_store import ListPage, ObjectInfo, ObjectNotFound, ObjectStore, StoreError, check_key
+from resources.object_store import (ListPage, ObjectInfo, ObjectNotFound, ObjectStore, Refused, StoreError, TooLarge,
+                                    check_key, key_problem)
 
 _NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
 _AUTH = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "InvalidToken", "ExpiredToken", "403"}
@@ -71,9 +72,21 @@ class S3ObjectStore(ObjectStore):
 
     # --- ObjectStore ---------------------------------------------------------------------
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, max_bytes: Optional[int] = None) -> bytes:
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._k(key))["Body"].read()
+            resp = self.client.get_object(Bucket=self.bucket, Key=self._k(key))
+            body = resp["Body"]
+            if max_bytes is None:
+                return body.read()
+            try:  # the size from the response headers, before any byte of the body is read
+                if int(resp.get("ContentLength", 0)) > max_bytes:
+                    raise TooLarge(key, int(resp["ContentLength"]), max_bytes)
+                data = body.read(max_bytes + 1)
+                if len(data) > max_bytes:
+                    raise TooLarge(key, len(data), max_bytes)
+                return data
+            finally:
+                body.close()
         except ClientError as exc:
             if self._code(exc) in _NOT_FOUND:
                 raise ObjectNotFound(f"no object {key!r} in {self._where()}") from None
@@ -143,10 +156,19 @@ class S3ObjectStore(ObjectStore):
         except (ClientError, BotoCoreError, OSError) as exc:
             raise self._error(exc, "list", prefix) from None
         n = len(self.prefix)
-        objects = [ObjectInfo(o["Key"][n:], int(o["Size"]), o["ETag"].strip('"'), _epoch(o.get("LastModified")))
-                   for o in resp.get("Contents", [])]
-        more = resp.get("IsTruncated") and objects
-        return ListPage(objects, objects[-1].key if more else None)
+        objects, refused, keys = [], [], []
+        for o in resp.get("Contents", []):
+            key = o["Key"][n:]
+            keys.append(key)
+            problem = key_problem(key)
+            if problem is None:
+                objects.append(ObjectInfo(key, int(o["Size"]), o["ETag"].strip('"'), _epoch(o.get("LastModified"))))
+            elif key.endswith("/") and int(o["Size"]) == 0:
+                refused.append(Refused(key, "a folder marker, not an object"))
+            else:
+                refused.append(Refused(key, f"invalid object key: {problem}"))
+        more = resp.get("IsTruncated") and keys
+        return ListPage(objects, keys[-1] if more else None, refused)
 
     def delete(self, key: str) -> None:
         try:

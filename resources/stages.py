@@ -23,11 +23,11 @@ from adgen_dagster.backends import Backend, get_analyzer, get_background, get_se
 from adgen_dagster.imaging import ads, analyze, backdrop, composite, decode, retouch, segment
 from adgen_dagster.imaging.analysis_model import Analysis
 from adgen_dagster.imaging.decode import decode_upload
-from adgen_dagster.imaging.details import ProductDetails, parse_details
+from adgen_dagster.imaging.details import MAX_DETAILS_BYTES, DetailsError, ProductDetails, parse_details
 from adgen_dagster.imaging.palette import product_colours
 from resources.cache import ResultCache, cache_key, sha256_hex
 from resources.io import FileValue, decode_png, encode_files, encode_json, encoder_pool, preview_markdown
-from resources.object_store import ObjectStore
+from resources.object_store import ObjectStore, TooLarge
 from resources.products import product_key
 
 Files = dict[str, FileValue]  # product file name -> bytes, or an image not yet encoded (resources.io)
@@ -320,9 +320,23 @@ def ad_creatives(params: ads.AdParams) -> Compute:
     return compute
 
 
-def product_inputs(store: ObjectStore, upload_key: str) -> Files:
-    """The product_image stage's inputs: the upload and its optional sidecar."""
-    return {"upload": store.get(upload_key), "sidecar": store.get_or_none(upload_key + ".json") or b""}
+def product_inputs(store: ObjectStore, upload_key: str, max_bytes: int) -> Files:
+    """The product_image stage's inputs: the upload and its optional sidecar, each read only if it is small enough.
+
+    A file over its limit fails with the sentence `decode_upload` / `parse_details` would give.
+    """
+    name = upload_key.removeprefix("uploads/")
+    try:
+        upload = store.get(upload_key, max_bytes)
+    except TooLarge as exc:
+        raise decode.BadImageError(f"{name}: the file is {exc.size / 1e6:.0f} MB, larger than the "
+                                   f"{max_bytes / 1e6:.0f} MB limit") from None
+    try:
+        sidecar = store.get_or_none(upload_key + ".json", MAX_DETAILS_BYTES) or b""
+    except TooLarge as exc:
+        raise DetailsError(f"{name}.json: {exc.size / 1e6:.1f} MB of details, larger than the "
+                           f"{MAX_DETAILS_BYTES / 1e6:.0f} MB limit") from None
+    return {"upload": upload, "sidecar": sidecar}
 
 
 STAGE_VERSIONS: Mapping[str, str] = {

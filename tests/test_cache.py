@@ -103,7 +103,7 @@ def test_a_hit_reads_no_image_and_rewrites_nothing_unchanged(store, store_resour
     materialize(pid, store_resource, instance)
     reads, writes = [], []
     real_get, real_put = LocalObjectStore.get, LocalObjectStore.put
-    monkeypatch.setattr(LocalObjectStore, "get", lambda self, key: reads.append(key) or real_get(self, key))
+    monkeypatch.setattr(LocalObjectStore, "get", lambda self, key, max_bytes=None: reads.append(key) or real_get(self, key, max_bytes))
     monkeypatch.setattr(LocalObjectStore, "put", lambda self, key, data, ct=None: writes.append(key) or real_put(self, key, data, ct))
     assert set(cache_status(materialize(pid, store_resource, instance)).values()) == {"hit"}
     assert [k for k in reads if k.endswith(".png")] == [] and writes == []

@@ -57,7 +57,7 @@ def test_two_products_materialize_every_asset(store, store_resource, instance, a
         for name, size in AD_SIZES.items():
             assert img(f"ads/{name}.png").size == size
             html = store.get(f"products/{pid}/ads/{name}.html").decode("utf-8")
-            assert f"{name}.png" in html
+            assert f'data-size="{name}"' in html and "data:image/jpeg;base64," in html  # self-contained page
     assert "여름 한정 머그컵" in store.get(f"products/{b}/ads/1080x1080.html").decode("utf-8")
     # the upload itself is never modified
     assert store.get("uploads/red-kettle.jpg")[:3] == b"\xff\xd8\xff"

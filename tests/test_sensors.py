@@ -104,7 +104,9 @@ def test_first_tick_registers_and_requests(resource, instance):
     assert set(instance.get_dynamic_partitions("products")) == {"kettle", "mug", "corrupt"}
     assert json.loads(store.get("products/mug/upload.json")) == {"upload": "uploads/mug.png", "version": b.version}
     assert store.info("products/notes/upload.json") is None and store.info("products/empty/upload.json") is None
-    assert json.loads(result.cursor) == {"start_after": None, "passes": 1}
+    cursor = json.loads(result.cursor)
+    assert {k: cursor[k] for k in ("start_after", "passes")} == {"start_after": None, "passes": 1}
+    assert len(cursor["told"]) == 2  # the two skips, reported once (not again on the next pass)
     assert all(r.tags["adgen/source"] == "upload" for r in result.run_requests)
 
 

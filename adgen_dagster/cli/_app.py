@@ -153,10 +153,12 @@ def is_dash(p: Path | str) -> bool:
 def write_atomic(path: Path, data: bytes) -> None:
     """Write a file so that no reader ever sees half of it (temp file + rename)."""
     import os
-    import tempfile
+
+    from resources.safe_files import temp_name
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    tmp = str(path.parent / temp_name(path.name))  # within the name limit even for a 255-byte name
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

@@ -10,6 +10,7 @@ settings give the same files, byte for byte, as a Dagster run, under the same pr
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from adgen_dagster.cli._app import (
     verbose_on,
     write_atomic,
 )
-from adgen_dagster.cli.cutout import IMAGE_SUFFIXES
+from adgen_dagster.cli.inputs import Inputs, printable, read_named, read_sidecar, scan_folder
 
 STAGES = ("product_image", "segmentation", "background", "composite", "retouched", "analysis", "ad_creatives")
 
@@ -53,11 +54,12 @@ Outputs for a photo are written only when all of its stages succeed.
 
 @dataclass
 class Job:
-    label: str  # what the user named (messages, table)
+    label: str  # what the user named (messages, table; printable)
     upload_name: str  # its name under uploads/: gives the product id
     path: Path
-    sidecar: Optional[bytes] = None
+    sidecar: Optional[bytes] = None  # details given by a catalog
     error_name: str = ""  # names the photo in error messages (default: label)
+    sidecar_next_to: bool = False  # read `<photo>.json` beside the photo when it runs
 
     @property
     def name_in_errors(self) -> str:
@@ -75,11 +77,6 @@ class Outcome:
     meta: dict[str, dict] = field(default_factory=dict)
 
 
-def _sidecar_of(path: Path) -> Optional[bytes]:
-    side = path.with_name(path.name + ".json")
-    return side.read_bytes() if side.is_file() else None
-
-
 def catalog_jobs(catalog: Path | None) -> list[Job]:
     """Rows `{"photo": path relative to the catalog, "upload": name, "details": {...}}`."""
     from adgen_dagster.demo import SAMPLES, sample_catalog
@@ -89,7 +86,7 @@ def catalog_jobs(catalog: Path | None) -> list[Job]:
     else:
         source = str(catalog)
         try:
-            rows = json.loads(catalog.read_text(encoding="utf-8-sig"))
+            rows = json.loads(read_named(catalog, str(catalog), 64 * 1024 * 1024).decode("utf-8-sig"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise Failed(f"{catalog}: not valid UTF-8 JSON ({exc})") from None
         base = catalog.parent
@@ -107,20 +104,14 @@ def catalog_jobs(catalog: Path | None) -> list[Job]:
 
 
 def collect(inputs: list[Path]) -> tuple[list[Job], list[str]]:
+    """Photos named or found in folders (as `inputs.scan_folder` takes them); sidecars are read when each runs."""
     jobs, skipped = [], []
     for p in inputs:
-        if not p.exists():
-            raise typer.BadParameter(f"{str(p)!r} does not exist", param_hint="IN")
-        if p.is_dir():
-            for f in sorted(p.iterdir()):
-                if f.name.startswith(".") or f.name.lower().endswith(".json"):
-                    continue
-                if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES:
-                    jobs.append(Job(str(f), f.name, f, _sidecar_of(f)))
-                else:
-                    skipped.append(f"skipped {f}: {'a folder' if f.is_dir() else 'not an image file name'}")
-        else:
-            jobs.append(Job(str(p), p.name, p, _sidecar_of(p)))
+        if not os.path.lexists(p):
+            raise typer.BadParameter(f"{printable(str(p))!r} does not exist", param_hint="IN")
+        photos, notes = scan_folder(p) if p.is_dir() else ([p], [])
+        skipped += notes
+        jobs += [Job(printable(str(f)), f.name, f, sidecar_next_to=True) for f in photos]
     return jobs, skipped
 
 
@@ -156,7 +147,7 @@ def with_headline(sidecar: Optional[bytes], source: str, headline: str) -> bytes
     return json.dumps({**details.model_dump(mode="json"), "headline": headline}, ensure_ascii=False).encode("utf-8")
 
 
-def run_one(job: Job, chain, headline: Optional[str], on_stage: Callable[[int, str], None]) -> Outcome:
+def run_one(job: Job, chain, headline: Optional[str], on_stage: Callable[[int, str], None], max_bytes: int) -> Outcome:
     """All stages for one photo, in memory; raises on the first failure (nothing is written).
 
     Each stage gets the images the previous ones made as they are, not as PNG bytes to
@@ -164,10 +155,11 @@ def run_one(job: Job, chain, headline: Optional[str], on_stage: Callable[[int, s
     from adgen_dagster.product_ids import product_id_for
 
     res = Outcome(job, pid=product_id_for(job.upload_name))
-    sidecar = job.sidecar
+    sidecar = read_sidecar(job.path, job.label) if job.sidecar_next_to else job.sidecar
     if headline is not None:
         sidecar = with_headline(sidecar, job.name_in_errors + ".json", headline)
-    files = {"upload": job.path.read_bytes(), "sidecar": sidecar or b"", "product_id": res.pid.encode("utf-8")}
+    upload = read_named(job.path, job.label, max_bytes)
+    files = {"upload": upload, "sidecar": sidecar or b"", "product_id": res.pid.encode("utf-8")}
     for i, (stage, factory) in enumerate(chain):
         on_stage(i, stage)
         outputs, meta = factory(job.name_in_errors)(files)
@@ -213,7 +205,7 @@ def run(
         if not jobs:
             raise Failed(f"no photos found in {', '.join(str(p) for p in inputs)}")
 
-        outcomes = process(jobs, chain, headline, out, quiet, verbose_on(verbose))
+        outcomes = process(jobs, chain, headline, out, quiet, verbose_on(verbose), settings.decode.max_bytes)
         summary(outcomes, out, settings)
         if any(not o.ok for o in outcomes):
             raise typer.Exit(EXIT_FAILED)
@@ -239,7 +231,7 @@ class _Pending:
     writes: list = field(default_factory=list)
 
 
-def process(jobs: list[Job], chain, headline, out: Path, quiet: bool, verbose: bool) -> list[Outcome]:
+def process(jobs: list[Job], chain, headline, out: Path, quiet: bool, verbose: bool, max_bytes: int) -> list[Outcome]:
     """Each photo's stages on this thread; its files are encoded and written on the encoder
     threads while the next photo's stages run (zlib and file writes release the GIL)."""
     from rich.console import Console
@@ -269,7 +261,10 @@ def process(jobs: list[Job], chain, headline, out: Path, quiet: bool, verbose: b
             import traceback
 
             traceback.print_exception(exc)
-        res = Outcome(res.job, pid=res.pid, error=one_line(exc, verbose))
+        job = res.job
+        msg = one_line(exc, verbose)
+        named = msg.startswith((job.label, job.name_in_errors))
+        res = Outcome(job, pid=res.pid, error=msg if named else f"{job.label}: {msg}")
         emit(f"adgen run: {res.error}")
         progress.update(task, description=f"{name}  FAILED")
         return res
@@ -289,6 +284,9 @@ def process(jobs: list[Job], chain, headline, out: Path, quiet: bool, verbose: b
         outcomes.append(res)
         progress.advance(overall)
 
+    sources = Inputs()
+    for job in jobs:
+        sources.add(job.path, job.label)
     with progress:
         overall = progress.add_task(f"{len(jobs)} photo(s)", total=len(jobs))
         pending: Optional[_Pending] = None
@@ -305,8 +303,10 @@ def process(jobs: list[Job], chain, headline, out: Path, quiet: bool, verbose: b
                 if pid in seen:
                     raise Failed(f"{job.label}: gives the product id {pid!r}, as {seen[pid]} does; rename one of them")
                 seen[pid] = job.label
-                current.res = run_one(job, chain, headline, on_stage)
+                current.res = run_one(job, chain, headline, on_stage, max_bytes)
                 on_stage(steps - 1, "write")
+                for fname in current.res.files:
+                    sources.guard(out / current.res.pid / fname, job.label)  # never over a photo being read
                 current.writes = write_files(out / current.res.pid, current.res.files)
                 current.res.ok = True
             except Exception as exc:  # noqa: BLE001 - one line per failed photo; the others go on

@@ -9,13 +9,14 @@ before the photo, so whoever picks the photo up (the upload sensor) sees its det
 from __future__ import annotations
 
 import mimetypes
+import os
 from pathlib import Path
 from typing import Annotated, List, Optional
 
 import typer
 
 from adgen_dagster.cli._app import EXIT_FAILED, Failed, Quiet, Verbose, app, load_settings, one_line, reporting, say, verbose_on
-from adgen_dagster.cli.cutout import IMAGE_SUFFIXES
+from adgen_dagster.cli.inputs import IMAGE_SUFFIXES, is_image_name, printable, read_named, read_sidecar, scan_folder
 
 EPILOG = """\
 Examples:
@@ -51,7 +52,7 @@ def details_option(value: Optional[str]) -> Optional[bytes]:
     """--details: inline JSON, or a path to a JSON file (optionally written @path)."""
     if value is None:
         return None
-    from adgen_dagster.imaging.details import DetailsError, parse_details
+    from adgen_dagster.imaging.details import MAX_DETAILS_BYTES, DetailsError, parse_details
 
     text = value.strip()
     source = "--details"
@@ -59,7 +60,11 @@ def details_option(value: Optional[str]) -> Optional[bytes]:
         path = Path(text[1:] if text.startswith("@") else text)
         if not path.is_file():
             raise typer.BadParameter("give a JSON object or the path of a JSON file", param_hint="--details")
-        source, data = str(path), path.read_bytes()
+        source = str(path)
+        try:
+            data = read_named(path, source, MAX_DETAILS_BYTES)
+        except (OSError, ValueError) as exc:
+            raise typer.BadParameter(str(exc), param_hint="--details") from None
     else:
         data = text.encode("utf-8")
     try:
@@ -81,12 +86,14 @@ def upload(
         sidecar_override = details_option(details)
         paths: list[Path] = []
         for p in files:
-            if not p.exists():
-                raise typer.BadParameter(f"{str(p)!r} does not exist", param_hint="FILE")
+            if not os.path.lexists(p):
+                raise typer.BadParameter(f"{printable(str(p))!r} does not exist", param_hint="FILE")
             if p.is_dir():
-                found = [f for f in sorted(p.iterdir()) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")]
+                found, notes = scan_folder(p)  # links, FIFOs, sub-folders: a note each, never opened
+                for note in notes:
+                    say(note)
                 if not found:
-                    say(f"adgen upload: no photos in {p}")
+                    say(f"adgen upload: no photos in {printable(str(p))}")
                 paths += found
             else:
                 paths.append(p)
@@ -96,32 +103,36 @@ def upload(
         from adgen_dagster.imaging.decode import decode_upload
         from adgen_dagster.imaging.details import parse_details
         from adgen_dagster.product_ids import product_id_for
+        from resources.object_store import key_problem
 
         settings = load_settings()
         store = open_store(settings)
         done: dict[str, str] = {}
         failed = 0
         for p in paths:
+            label = printable(str(p))
             try:
                 key = f"uploads/{p.name}"
-                if p.suffix.lower() not in IMAGE_SUFFIXES:
-                    raise Failed(f"{p}: not an image file name (expected one of {', '.join(IMAGE_SUFFIXES)})")
+                if not is_image_name(p.name):
+                    raise Failed(f"{label}: not an image file name (expected one of {', '.join(IMAGE_SUFFIXES)})")
+                problem = key_problem(key)
+                if problem is not None:
+                    raise Failed(f"{label}: cannot be an upload name ({problem}); rename it")
                 if key in done:
-                    raise Failed(f"{p}: the same upload name as {done[key]}; rename one of them")
-                data = p.read_bytes()
-                decode_upload(data, str(p), settings.decode)  # refuse what product_image would refuse
+                    raise Failed(f"{label}: the same upload name as {done[key]}; rename one of them")
+                data = read_named(p, label, settings.decode.max_bytes)
+                decode_upload(data, label, settings.decode)  # refuse what product_image would refuse
                 sidecar = sidecar_override
                 if sidecar is None:
-                    side = p.with_name(p.name + ".json")
-                    if side.is_file():
-                        sidecar = side.read_bytes()
-                        parse_details(sidecar, source=str(side))
+                    sidecar = read_sidecar(p, label)
+                    if sidecar is not None:
+                        parse_details(sidecar, source=label + ".json")
                 if sidecar is not None:  # details first: a sensor that sees the photo sees its details
                     store.put(key + ".json", sidecar, "application/json")
                 store.put(key, data, mimetypes.guess_type(p.name)[0] or "application/octet-stream")
-                done[key] = str(p)
+                done[key] = label
                 if not quiet:
-                    say(f"{p} -> {store.uri(key)}  (product {product_id_for(p.name)}"
+                    say(f"{label} -> {store.uri(key)}  (product {product_id_for(p.name)}"
                         f"{', with details' if sidecar is not None else ''})")
             except Exception as exc:  # noqa: BLE001 - one line per refused file; the others go on
                 failed += 1
@@ -129,7 +140,8 @@ def upload(
                     import traceback
 
                     traceback.print_exc()
-                say(f"adgen upload: {one_line(exc, verbose_on(verbose))}")
+                msg = one_line(exc, verbose_on(verbose))
+                say(f"adgen upload: {msg if msg.startswith(label) else f'{label}: {msg}'}")
         if not quiet:
             say(f"{len(done)} uploaded, {failed} refused -> {store.uri('uploads')}")
         if failed:

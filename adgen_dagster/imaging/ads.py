@@ -1,22 +1,23 @@
 """Ad creatives: the retouched photo plus headline, subline and price, per marketplace size.
 
 `render_ads(image, analysis, details, params)` returns one `AdCreative` per size: an RGB
-PIL image of exactly that size (the caller encodes it as PNG) and a standalone HTML page.
+PIL image of exactly that size (the caller encodes it as PNG), a standalone HTML page with
+the same picture and live, editable text (`ad_html`), and the `AdLayout` both were drawn
+from (`ad_layout`: lines placed by CSS's line model, so the browser puts them on the same
+pixels).
 
 Layout, per canvas:
 
 - The (square) photo is *fitted* into the canvas, never cropped. When the canvas has a
-  different aspect ratio, the studio background is extended into the extra area: each
-  outer band of the photo is reduced to a smooth per-column (or per-row) profile and its
-  slope, continued outwards with a damped slope (so a sweep gradient keeps going and
-  levels off instead of stopping dead), given the photo's own grain, and the photo's
-  outer rows are feathered towards the same model, so the join has no seam.
+  different aspect ratio, the studio background is extended into the extra area
+  (`ad_extend`), without a seam.
 - Square canvas: the text goes in the analysis's text zone (scaled).
 - Portrait canvas (taller): the extension goes mostly to the analysis's text side
   (`top`/`bottom`; for `center`, the side further from the product) and the text block
   uses that band plus the free background of the photo up to the product.
 - Landscape canvas (wider): the photo sits at one side (the product's side) and the text
-  takes the other side plus the free background beside the product, lines left-aligned.
+  takes the other side plus the free background beside the product, lines left-aligned
+  from the zone's left edge.
 
 Text: headline = `details.display_headline`; if both headline and name are empty the
 subline is promoted to headline, and if that is empty too `AdParams.fallback_headline`
@@ -50,7 +51,6 @@ in with `min`.
 
 from __future__ import annotations
 
-import html
 import os
 import re
 import unicodedata
@@ -64,11 +64,14 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from .ad_extend import extend, to_u8
+from .ad_html import ad_page
+from .ad_layout import PILL_HEIGHT, PILL_PAD, PRICE_GAP, SUBLINE_GAP, AdLayout, line_px, place_block
 from .analysis_model import Analysis
 from .colour import contrast_ratio, hex_to_rgb, relative_luminance
 from .details import ProductDetails
 
-VERSION = "1"
+VERSION = "2"  # 2: live-text HTML, CSS line model for baselines, left-aligned blocks start at the zone edge
 
 AD_SIZES: dict[str, tuple[int, int]] = {
     "1080x1080": (1080, 1080),
@@ -166,13 +169,14 @@ class AdParams(BaseModel):
 class AdCreative:
     size_name: str  # "1080x1080"
     png: Image.Image  # RGB, exactly that size
-    html: str  # standalone HTML page; the image is `<size_name>.png` next to it
+    html: str  # standalone HTML page: the picture without text, the text live (see ad_html)
     text_box: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive) of everything drawn for the text
     text_colour: str  # "#rrggbb" of the headline/subline
     contrast: float  # see the module docstring: 1st-percentile per-pixel WCAG contrast
     scrim: bool = False  # whether a scrim was needed behind the text
     font_px: int = 0  # headline size used
     headline_lines: list[str] = field(default_factory=list)
+    layout: AdLayout | None = None  # where every line is: drives both the PNG and the HTML
 
 
 # --------------------------------------------------------------------------- fonts
@@ -415,21 +419,18 @@ def _balanced(units: list[Unit], width: float, measure, allow_break: bool, lines
 
 
 def _ellipsize(lines: list[str], n: int, width: float, measure) -> list[str]:
+    """The first n lines, the last ending in "…" (cut back to fit): CSS `line-clamp`'s rule."""
     if len(lines) <= n:
         return lines
-    last = " ".join(lines[n - 1 :])
-    gs = _graphemes(last)
+    gs = _graphemes(lines[n - 1])
     while gs and measure("".join(gs).rstrip() + "…") > width:
         gs.pop()
-    return lines[: n - 1] + ["".join(gs).rstrip(" ,.;:—–-") + "…"]
+    return lines[: n - 1] + ["".join(gs).rstrip() + "…"]
 
 
 # --------------------------------------------------------------------------- block layout
 
-LINE_HEIGHT = 1.2  # line box, in em
 MAX_FONT_SHORT = 0.14  # headline never larger than this fraction of the canvas's short side
-# Baseline inside the line box, in em (NanumSquare: ascent 0.85, descent 0.26).
-BASELINE = 0.92
 
 
 @dataclass
@@ -442,17 +443,18 @@ class _Block:
     price: str = ""
     width: int = 0
     height: int = 0
+    balanced: dict[str, bool] = field(default_factory=dict)  # "head"/"sub": lines balanced, not greedy
 
 
 def _block_dims(b: _Block, measure, badge: bool) -> tuple[int, int]:
     w = max((measure(t, b.h_size, "head") for t in b.h_lines), default=0)
-    h = len(b.h_lines) * round(b.h_size * LINE_HEIGHT)
+    h = len(b.h_lines) * line_px(b.h_size)
     if b.s_lines:
-        h += round(b.h_size * 0.3) + len(b.s_lines) * round(b.s_size * LINE_HEIGHT)
+        h += round(b.h_size * SUBLINE_GAP) + len(b.s_lines) * line_px(b.s_size)
         w = max(w, max(measure(t, b.s_size, "sub") for t in b.s_lines))
     if b.price:
         pw, ph = _price_dims(b, measure, badge)
-        h += round(b.h_size * 0.45) + ph
+        h += round(b.h_size * PRICE_GAP) + ph
         w = max(w, pw)
     return int(np.ceil(w)), int(h)
 
@@ -460,8 +462,8 @@ def _block_dims(b: _Block, measure, badge: bool) -> tuple[int, int]:
 def _price_dims(b: _Block, measure, badge: bool) -> tuple[int, int]:
     tw = measure(b.price, b.p_size, "price")
     if badge:
-        return int(np.ceil(tw + 1.5 * b.p_size)), round(b.p_size * 1.8)
-    return int(np.ceil(tw)), round(b.p_size * LINE_HEIGHT)
+        return int(np.ceil(tw + 2 * PILL_PAD * b.p_size)), round(b.p_size * PILL_HEIGHT)
+    return int(np.ceil(tw)), line_px(b.p_size)
 
 
 def _fit_block(headline: str, subline: str, price: str, box_w: int, box_h: int, p: AdParams, measure,
@@ -480,13 +482,15 @@ def _fit_block(headline: str, subline: str, price: str, box_w: int, box_h: int, 
         lines = _wrap(h_units, box_w, mh, allow_break)
         if lines is None:
             return None
+        balanced = False
         if len(lines) > p.max_headline_lines:
             if not ellipsize:
                 return None
             lines = _ellipsize(lines, p.max_headline_lines, box_w, mh)
         elif balance:  # narrower lines only: never changes whether the block fits
             lines = _balanced(h_units, box_w, mh, allow_break, lines)
-        b = _Block(hs, lines, price=price)
+            balanced = not allow_break
+        b = _Block(hs, lines, price=price, balanced={"head": balanced})
         if s_units:
             b.s_size = sub_size(hs)
             ms = lambda t: measure(t, b.s_size, "sub")  # noqa: E731
@@ -495,6 +499,7 @@ def _fit_block(headline: str, subline: str, price: str, box_w: int, box_h: int, 
                 s_lines = _wrap(s_units, box_w, ms, True)
             elif len(s_lines) <= p.max_subline_lines:
                 s_lines = _balanced(s_units, box_w, ms, False, s_lines)
+                b.balanced["sub"] = True
             b.s_lines = _ellipsize(s_lines, p.max_subline_lines, box_w, ms)
         if price:
             b.p_size = price_size(hs)
@@ -560,98 +565,6 @@ def _fit_block(headline: str, subline: str, price: str, box_w: int, box_h: int, 
 # --------------------------------------------------------------------------- canvas
 
 
-def _smooth_1d(a: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur of an (n, 3) profile along n, reflecting at the ends."""
-    return cv2.GaussianBlur(a[None].astype(np.float32), (0, 0), sigmaX=max(0.5, sigma), sigmaY=0.01,
-                            borderType=cv2.BORDER_REFLECT)[0]
-
-
-def _grow(strip: np.ndarray, n: int, k: int, offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Grow the background outwards from one edge of the photo.
-
-    `strip`: float32 (2k, w, 3), the photo's outer 2k rows ordered from the edge inwards.
-    Returns (n new rows ordered from the edge outwards, replacement for strip's rows, feathered).
-    """
-    w = strip.shape[1]
-    sig = max(4.0, w * 0.03)
-    p0 = _smooth_1d(strip[:k].mean(axis=0), sig)  # smooth profile of the outer k rows
-    p1 = _smooth_1d(strip[k : 2 * k].mean(axis=0), sig)
-    slope = np.clip((p0 - p1) / k, -0.6, 0.6)  # levels per px, outwards
-    edge = p0 + slope * (k - 1) / 2  # model value at the outermost row
-    tau = max(float(k), 0.08 * w)
-    d = np.arange(1, n + 1, dtype=np.float32)[:, None, None]
-    # continue the (broadly smoothed) slope, damped: the drift levels off at slope * tau,
-    # at most 16 levels, so a sweep keeps going a little without turning local highlights
-    # into beams ...
-    drift = np.clip(_smooth_1d(slope, 0.08 * w) * tau, -16, 16)
-    ext = (edge + 0.5)[None] + (1 - np.exp(-d / tau)) * drift[None]  # +0.5: rounding for _u8
-    # ... and blur more with distance, so whatever texture the edge has fades into a smooth field
-    far = _smooth_1d(edge, max(sig, 0.15 * w)) - edge
-    ext += (1 - np.exp(-d / (2 * tau))) * far[None]
-    # grain: robust std of neighbour differences along the edge (blind to smooth gradients)
-    diff = ((strip[:k, 1:] - strip[:k, :-1]) / np.sqrt(2)).reshape(-1, 3)
-    grain = np.minimum(1.4826 * np.median(np.abs(diff), axis=0), 6.0).astype(np.float32)
-    if float(grain.max()) > 0.3:
-        ext += _noise(n, w, offset) * grain
-    # feather: move the low frequencies of the photo's outer rows onto the model (keeps grain)
-    i = np.arange(2 * k, dtype=np.float32)[:, None, None]
-    kx = 2 * int(1.5 * sig) + 1
-    low = cv2.stackBlur(np.ascontiguousarray(strip), (kx, 3))  # ~Gaussian(sig), O(1) per pixel
-    inner = strip + (edge[None] - slope[None] * i - low) * (0.85 * (1 - i / (2 * k)) ** 2)
-    return ext, inner
-
-
-@lru_cache(maxsize=1)
-def _noise_tile(t: int = 512) -> np.ndarray:
-    tile = np.random.default_rng(12345).standard_normal((t, t, 1), dtype=np.float32)
-    tile.setflags(write=False)
-    return tile
-
-
-def _noise(n: int, w: int, offset: int) -> np.ndarray:
-    """(n, w, 1) unit Gaussian grain from a fixed 512 px tile (repeats are invisible at <= 6
-    levels); `offset` shifts the tile so the two bands of a canvas differ."""
-    tile = np.roll(_noise_tile(), offset, axis=(0, 1))
-    t = tile.shape[0]
-    return np.tile(tile, (-(-n // t), -(-w // t), 1))[:n, :w]
-
-
-def _u8(a: np.ndarray, rounded: bool = False) -> np.ndarray:
-    """float -> uint8, in place on `a` (values already offset by +0.5 when `rounded`)."""
-    if not rounded:
-        a += 0.5
-    return np.clip(a, 0, 255, out=a).astype(np.uint8)
-
-
-def _extend(arr: np.ndarray, W: int, H: int, ox: int, oy: int) -> np.ndarray:
-    """Place `arr` (uint8 h x w x 3) at (ox, oy) on a W x H canvas and grow its background into
-    the rest, along the one axis where there is room. Returns uint8 H x W x 3."""
-    h, w, _ = arr.shape
-    out = np.zeros((H, W, 3), np.uint8)
-    out[oy : oy + h, ox : ox + w] = arr
-    if h < H:
-        o, a, before, after = out, arr, oy, H - oy - h
-    elif w < W:  # the same along columns, through transposed views
-        o, a, before, after = out.transpose(1, 0, 2), arr.transpose(1, 0, 2), ox, W - ox - w
-    else:
-        return out
-    L = a.shape[0]
-    if L < 16:  # too small to model (thumbnails, 1x1): replicate the edge
-        o[:before] = a[:1]
-        o[before + L :] = a[-1:]
-        return out
-    k = int(np.clip(L // 40, 2, 32))
-    if before:
-        ext, inner = _grow(a[: 2 * k].astype(np.float32), before, k, 0)
-        o[:before] = _u8(ext[::-1], True)
-        o[before : before + 2 * k] = _u8(inner)
-    if after:
-        ext, inner = _grow(a[::-1][: 2 * k].astype(np.float32), after, k, 211)
-        o[before + L :] = _u8(ext, True)
-        o[before + L - 2 * k : before + L] = _u8(inner[::-1])
-    return out
-
-
 def _resize(img: Image.Image, size: tuple[int, int]) -> np.ndarray:
     a = np.asarray(img)
     if (a.shape[1], a.shape[0]) == size:
@@ -696,7 +609,7 @@ def _layout(img: Image.Image, analysis: Analysis, W: int, H: int, p: AdParams, c
         side = zone.position if zone.position != "center" else ("bottom" if pcy < 0.5 else "top")
         band = min(E, max(round(E * 0.6), round(0.2 * H)))
         ox, oy = 0, (band if side == "top" else E - band)
-        canvas = _extend(arr, W, H, ox, oy)
+        canvas = extend(arr, W, H, ox, oy)
         prod = _map_box(pb, sx, sy, ox, oy)
         zb = _map_box(zone.box, sx, sy, ox, oy)
         if side == "top":
@@ -713,7 +626,7 @@ def _layout(img: Image.Image, analysis: Analysis, W: int, H: int, p: AdParams, c
         E = W - sw
         side = "right" if pcx <= 0.5 else "left"  # side of the text
         ox, oy = (0 if side == "right" else E), 0
-        canvas = _extend(arr, W, H, ox, oy)
+        canvas = extend(arr, W, H, ox, oy)
         prod = _map_box(pb, sx, sy, ox, oy)
         if side == "right":
             region = (min(ox + sw, prod[2] + gap), 0, W, H)
@@ -722,7 +635,7 @@ def _layout(img: Image.Image, analysis: Analysis, W: int, H: int, p: AdParams, c
         align = "left"
     else:  # same aspect (or nearly): text in the analysis's zone
         ox, oy = (W - sw) // 2, (H - sh) // 2
-        canvas = _extend(arr, W, H, ox, oy)
+        canvas = extend(arr, W, H, ox, oy)
         prod = _map_box(pb, sx, sy, ox, oy)
         region = _avoid(_map_box(zone.box, sx, sy, ox, oy), prod, gap, zone.position)
     return _Layout(canvas, region, prod, align)
@@ -835,18 +748,20 @@ def render_ads(
     }
     measure = _Measurer(chains)
     cache: dict = {}
-    return [_render_one(name, W, H, img, analysis, details, p, chains, measure, texts, drawn, cache)
+    alt = clean_text(details.name).replace("\n", " ") or headline.replace("\n", " ")
+    lang = "ko" if re.search(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]", headline + subline + alt) else "en"
+    return [_render_one(name, W, H, img, analysis, p, chains, measure, texts, drawn, cache, alt, lang)
             for name, (W, H) in p.size_list()]
 
 
-def _render_one(name, W, H, img, analysis, details, p, chains, measure, texts, drawn, cache) -> AdCreative:
+def _render_one(name, W, H, img, analysis, p, chains, measure, texts, drawn, cache, alt, lang) -> AdCreative:
     lay = _layout(img, analysis, W, H, p, cache)
     short, scale = min(W, H), (W * H) ** 0.5  # scale: 1080 for the square, 868 for 1200x628
     m = round(p.margin * scale)
     gap = round(p.product_gap * scale)
     d_head, d_sub, d_price = drawn
 
-    min_w, min_h = p.min_font_px * 6, round(p.min_font_px * LINE_HEIGHT * 1.5)
+    min_w, min_h = p.min_font_px * 6, round(line_px(p.min_font_px) * 1.5)
     usable = lambda r: r[2] - r[0] >= min_w and r[3] - r[1] >= min_h  # noqa: E731
     region = _inset(lay.region, W, H, m)
     if not usable(region):
@@ -863,45 +778,41 @@ def _render_one(name, W, H, img, analysis, details, p, chains, measure, texts, d
     box_w, box_h = max(1, rx1 - rx0), max(1, ry1 - ry0)
 
     block = _fit_block(d_head, d_sub, d_price, box_w, box_h, p, measure, max_px=round(MAX_FONT_SHORT * short))
-    bx = rx0 + (box_w - block.width) // 2
-    by = ry0 + max(0, (box_h - block.height) // 2)
-    bx = max(0, min(bx, W - block.width))  # never outside the canvas
-    by = max(0, min(by, H - m - block.height))
+    zone = (rx0, ry0, rx0 + box_w, ry0 + box_h)
+
+    def ink_top(text: str, size: int) -> float:  # how far the price's ink rises above its baseline
+        return -_font(_runs(text, chains["price"])[0][0], size).getbbox(text, anchor="ls")[1]
+
+    shown = {"head": (d_head, block.h_lines), "sub": (d_sub, block.s_lines), "price": (d_price, [block.price])}
+    fonts = {el: list(dict.fromkeys([chains[el][0]] + [f for f, _ in _runs(t, chains[el])]  # used, then the
+                                    + [next((f for f in chains[el] if Path(f).parent == FONT_DIR), chains[el][0])]))
+             for el, (t, _) in shown.items() if t}
+    squash = lambda s: re.sub(r"\s", "", s)  # noqa: E731
+    clamp = {el: len(ls) for el, (t, ls) in shown.items() if t and squash("".join(ls)) != squash(t)}
+    top, lines, price_box = place_block(block, zone, lay.align, chains, measure, p.price_badge, ink_top,
+                                        frozenset(clamp))
+    L = AdLayout(name, W, H, zone, lay.align, top, block.h_size, block.s_size, block.p_size, lines, price_box,
+                 fonts=fonts, balanced=dict(block.balanced))
 
     # Work in a crop around the block (the rest of the canvas is untouched).
     P = block.h_size + m
-    cx0, cy0 = max(0, bx - P), max(0, by - P)
-    cx1, cy1 = min(W, bx + block.width + P), min(H, by + block.height + P)
+    xs = [ln.x for ln in lines] + ([price_box.x] if price_box else [])
+    xe = [ln.x + ln.width for ln in lines] + ([price_box.x + price_box.w] if price_box else [])
+    cx0, cy0 = max(0, int(min(xs)) - P), max(0, top - P)
+    cx1, cy1 = min(W, int(np.ceil(max(xe))) + P), min(H, top + block.height + P)
     crop = lay.canvas[cy0:cy1, cx0:cx1].astype(np.float32)
     cw, ch = cx1 - cx0, cy1 - cy0
-    bx_c, by_c = bx - cx0, by - cy0
-
-    def line_x(text: str, size: int, weight: str) -> float:
-        if lay.align == "left":
-            return bx_c
-        return bx_c + (block.width - measure(text, size, weight)) / 2
 
     # ---- glyph mask of headline + subline
     mask_im = Image.new("L", (cw, ch))
     draw = ImageDraw.Draw(mask_im)
-    y = by_c
-    for t in block.h_lines:
-        _draw_line(draw, line_x(t, block.h_size, "head"), y + round(block.h_size * BASELINE), t, block.h_size,
-                   chains["head"])
-        y += round(block.h_size * LINE_HEIGHT)
-    if block.s_lines:
-        y += round(block.h_size * 0.3)
-        for t in block.s_lines:
-            _draw_line(draw, line_x(t, block.s_size, "sub"), y + round(block.s_size * BASELINE), t,
-                       block.s_size, chains["sub"])
-            y += round(block.s_size * LINE_HEIGHT)
-    price_geom = None
-    if block.price:
-        y += round(block.h_size * 0.45)
-        pw, ph = _price_dims(block, measure, p.price_badge)
-        px = bx_c if lay.align == "left" else bx_c + (block.width - pw) // 2
-        price_geom = (int(px), int(y), pw, ph)
+    for ln in lines:
+        if ln.element != "price":
+            _draw_line(draw, ln.x - cx0, ln.baseline - cy0, ln.text, ln.size, chains[ln.element])
     mask = np.asarray(mask_im, dtype=np.float32) / 255.0
+    price_geom = None
+    if price_box:
+        price_geom = (int(round(price_box.x)) - cx0, price_box.y - cy0, int(np.ceil(price_box.w)), price_box.h)
 
     # ---- where the text is: ink bbox plus price (crop coordinates)
     boxes = []
@@ -912,7 +823,7 @@ def _render_one(name, W, H, img, analysis, details, p, chains, measure, texts, d
         px, py, pw, ph = price_geom
         boxes.append((px, py, px + pw, py + ph))
     if not boxes:
-        boxes.append((bx_c, by_c, bx_c + 1, by_c + 1))
+        boxes.append((rx0 - cx0, top - cy0, rx0 - cx0 + 1, top - cy0 + 1))
     tb = [min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes)]
 
     # ---- colour and contrast against the real pixels under the glyphs
@@ -939,6 +850,8 @@ def _render_one(name, W, H, img, analysis, details, p, chains, measure, texts, d
         _blend(crop[sy0:sy1, sx0:sx1], smask[sy0:sy1, sx0:sx1], scrim_rgb, 0, 0, alpha)
         contrast = measure_contrast(colour, crop[under])
         tb = [min(tb[0], sx0), min(tb[1], sy0), max(tb[2], sx1), max(tb[3], sy1)]
+    picture = lay.canvas.copy()  # the ad without its text, for the HTML page
+    picture[cy0:cy1, cx0:cx1] = to_u8(crop.copy())
 
     rgb = hex_to_rgb(colour)
     if len(xs):
@@ -946,26 +859,25 @@ def _render_one(name, W, H, img, analysis, details, p, chains, measure, texts, d
         _blend(crop[iy0:iy1, ix0:ix1], mask[iy0:iy1, ix0:ix1], rgb, 0, 0)
 
     # ---- price: a pill in the text colour with black/white text, or a bold line
+    L.colour = L.price_ink = colour
     if price_geom:
         px, py, pw, ph = price_geom
-        ps = block.p_size
-        f0 = _font(_runs(block.price, chains["price"])[0][0], ps)
-        top = -f0.getbbox(block.price, anchor="ls")[1]  # ink height above the baseline
+        pl = lines[-1]
+        ps = pl.size
         if p.price_badge:
             _blend(crop, _pill_mask(pw, ph), rgb, px, py)
             lc = {h: contrast_ratio(_lum(colour), _lum(h)) for h in ("#000000", LIGHT)}  # max >= 4.58
             ptext = max(lc, key=lc.get)
             contrast = min(contrast, lc[ptext])
-            tx = px + (pw - measure(block.price, ps, "price")) / 2
-            base = py + ph / 2 + top / 2
+            L.price_fill, L.price_ink = colour, ptext
         else:
-            ptext, tx, base = colour, px, py + round(ps * BASELINE)
+            ptext = colour
         # price glyphs drawn in a small mask around the price box (+ margin for overhang)
         ex = ps // 2 + dil
         qx0, qy0 = max(0, px - ex), max(0, py - ex)
         qx1, qy1 = min(cw, px + pw + ex), min(ch, py + ph + ex)
         pm = Image.new("L", (qx1 - qx0, qy1 - qy0))
-        _draw_line(ImageDraw.Draw(pm), tx - qx0, base - qy0, block.price, ps, chains["price"])
+        _draw_line(ImageDraw.Draw(pm), pl.x - cx0 - qx0, pl.baseline - cy0 - qy0, pl.text, ps, chains["price"])
         pmask = np.asarray(pm, dtype=np.float32) / 255.0
         sub = crop[qy0:qy1, qx0:qx1]
         if not p.price_badge:
@@ -974,53 +886,9 @@ def _render_one(name, W, H, img, analysis, details, p, chains, measure, texts, d
         _blend(sub, pmask, hex_to_rgb(ptext), 0, 0)
 
     canvas = lay.canvas
-    canvas[cy0:cy1, cx0:cx1] = _u8(crop)
+    canvas[cy0:cy1, cx0:cx1] = to_u8(crop)
     png = Image.fromarray(canvas, "RGB")
     text_box = (tb[0] + cx0, tb[1] + cy0, tb[2] + cx0, tb[3] + cy0)
-    page = _html(name, W, H, details, *texts)
+    page = ad_page(L, picture, *texts, alt=alt, lang=lang, clamp=clamp, min_font_px=p.min_font_px, version=VERSION)
     return AdCreative(name, png, page, text_box, colour, round(float(contrast), 3), scrim,
-                      block.h_size, list(block.h_lines))
-
-
-_CSP = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
-
-
-def _html(name: str, W: int, H: int, details: ProductDetails, headline: str, subline: str, price: str) -> str:
-    e = lambda s: html.escape(s, quote=True)  # noqa: E731
-    alt = clean_text(details.name).replace("\n", " ") or headline.replace("\n", " ")
-    lang = "ko" if re.search(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]", headline + subline + alt) else "en"
-    br = lambda s: "<br>".join(e(x) for x in s.split("\n"))  # noqa: E731
-    parts = [f'<h1 class="headline">{br(headline)}</h1>']
-    if subline:
-        parts.append(f'<p class="subline">{br(subline)}</p>')
-    if price:
-        parts.append(f'<p class="price">{e(price)}</p>')
-    caption = "\n      ".join(parts)
-    return f"""<!doctype html>
-<html lang="{lang}">
-<head>
-  <meta charset="utf-8">
-  <meta http-equiv="Content-Security-Policy" content="{_CSP}">
-  <meta name="viewport" content="width=device-width, initial-scale=1">
-  <meta name="generator" content="adgen-dagster ads v{VERSION}">
-  <title>{e(headline.replace(chr(10), ' '))}</title>
-  <style>
-    html, body {{ margin: 0; background: #f2f2f2; }}
-    figure.ad {{ margin: 0 auto; max-width: {W}px; }}
-    figure.ad img {{ display: block; width: 100%; height: auto; }}
-    .visually-hidden {{ position: absolute; width: 1px; height: 1px; overflow: hidden;
-      clip: rect(0 0 0 0); clip-path: inset(50%); white-space: nowrap; }}
-  </style>
-</head>
-<body>
-  <main>
-    <figure class="ad" data-size="{e(name)}">
-      <img src="{e(name)}.png" width="{W}" height="{H}" alt="{e(alt)}">
-      <figcaption class="visually-hidden">
-      {caption}
-      </figcaption>
-    </figure>
-  </main>
-</body>
-</html>
-"""
+                      block.h_size, list(block.h_lines), L)

@@ -15,6 +15,7 @@ from typing import Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 MAX_TEXT = 200
+MAX_DETAILS_BYTES = 1 << 20  # a sidecar or --details file; readers refuse larger ones before reading them
 
 
 class DetailsError(ValueError):
@@ -75,6 +76,8 @@ def parse_details(data: bytes | str | None, source: str = "sidecar") -> ProductD
     """Parse sidecar bytes into details; `None` means no sidecar (all defaults)."""
     if data is None:
         return ProductDetails()
+    if len(data) > MAX_DETAILS_BYTES:
+        raise DetailsError(f"{source}: {len(data) / 1e6:.1f} MB of details, larger than the {MAX_DETAILS_BYTES / 1e6:.0f} MB limit")
     try:
         text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
         raw = json.loads(text)
