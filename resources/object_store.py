@@ -18,6 +18,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +38,19 @@ def shown(key: str) -> str:
     return key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+# Keys without a surrogate escape, control character or backslash (the common case, checked in C):
+_NO_BAD_CHARACTER = re.compile("[^\x00-\x1f\x7f-\x9f\\\\\udc80-\udcff]+")
+
+
+_DOT_SEGMENT = re.compile(r"(?:^|/)\.\.?(?:/|$)")
+
+
 def key_problem(key: str) -> Optional[str]:
     """Why `key` is not a plain relative path, in words; None when it is one."""
     if not key:
         return "the key is empty"
+    if _NO_BAD_CHARACTER.fullmatch(key):
+        return _path_problem(key)
     if any(0xDC80 <= ord(c) <= 0xDCFF for c in key):
         return "the name is not valid UTF-8"
     bad = next((c for c in key if ord(c) in _CONTROL), None)
@@ -48,11 +58,15 @@ def key_problem(key: str) -> Optional[str]:
         return f"the name holds the control character {bad!r}"
     if "\\" in key:
         return "the name holds a backslash"
+    return _path_problem(key)
+
+
+def _path_problem(key: str) -> Optional[str]:
     if key.startswith("/"):
         return "it is an absolute path"
     if key.endswith("/"):
         return "it ends with '/' (a folder marker)"
-    if any(p in ("", ".", "..") for p in key.split("/")):
+    if "//" in key or _DOT_SEGMENT.search(key):
         return "it has an empty, '.' or '..' path segment"
     return None
 
