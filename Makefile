@@ -6,7 +6,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 3000
 
-.PHONY: install neural home demo test ui validate bench clean
+.PHONY: install neural scale home demo test ui validate bench clean
 
 # torch for the neural backends' tests: this pin is the CPU build on the CI machines' disk;
 # on a GPU machine `make test TORCH=torch==<the CUDA build you use>` (or install torch first).
@@ -24,8 +24,15 @@ $(VENV)/.neural: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test,neural]'
 	touch $@
 
+# The scale-out libraries (Celery run launcher, Postgres storage, Redis client, kubernetes models
+# for the deploy/ checks): the tests of deploy/ and the multi-machine test need them, never `make demo`.
+$(VENV)/.scale: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test,scale]'
+	touch $@
+
 install: $(VENV)/.installed
 neural: $(VENV)/.neural
+scale: $(VENV)/.scale
 
 home:
 	mkdir -p $(DAGSTER_HOME)
@@ -34,7 +41,7 @@ home:
 demo: install home  ## run the whole pipeline on the sample products (local store, CPU backends)
 	$(PY) -m adgen_dagster.demo
 
-test: neural  ## the whole test suite (installs torch, transformers, diffusers for the neural backends' tests)
+test: neural scale  ## the whole test suite (installs torch, transformers, diffusers and the scale-out libraries)
 	$(PY) -m pytest -q -n 2
 
 ui: install home  ## the Dagster UI (`dg dev`) on http://127.0.0.1:3000 (same instance as `make demo`); Ctrl-C or SIGTERM stops it

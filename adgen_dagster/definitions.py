@@ -24,5 +24,8 @@ defs = dg.Definitions(
     schedules=[nightly_refresh],
     sensors=SENSORS,
     resources={"store": store},
+    # Backfills run as the implicit asset job: in-process too, so a run's steps share one
+    # process (and its loaded models), and a run can execute inside a Celery worker, whose
+    # pool process may not start children (the multiprocess executor's step processes).
     executor=dg.in_process_executor,
 )

@@ -9,6 +9,7 @@ shows by variable name, never by value.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Literal, Optional
 
 import dagster as dg
@@ -17,7 +18,10 @@ from pydantic import Field, PrivateAttr
 
 from adgen_dagster.settings import get_settings
 from resources.cache import ResultCache
-from resources.object_store import LocalObjectStore, ObjectStore
+from resources.object_store import LocalObjectStore, ObjectStore, StoreError
+
+# Run launchers that execute runs on other machines (Celery workers, Kubernetes jobs, containers).
+REMOTE_LAUNCHER_MODULES = ("dagster_celery", "dagster_k8s", "dagster_docker", "dagster_aws", "adgen_dagster.scale")
 
 
 def _default(name: str):
@@ -54,6 +58,9 @@ class StoreResource(dg.ConfigurableResource):
 
     _store: Optional[ObjectStore] = PrivateAttr(default=None)
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        check_store_is_shared(self.kind, self.root, context.instance)
+
     def get_store(self) -> ObjectStore:
         """One store (and so one S3 client, which is costly to build) per resource instance."""
         if self._store is None:
@@ -73,3 +80,21 @@ class StoreResource(dg.ConfigurableResource):
 
     def get_cache(self) -> ResultCache:
         return ResultCache(self.get_store(), enabled=self.cache)
+
+
+def check_store_is_shared(kind: str, root: str, instance: Optional[dg.DagsterInstance]) -> None:
+    """Refuse a local store under the working directory when runs execute on other machines.
+
+    Each worker would keep its own outputs and cache in its own folder, where the sensors and
+    the other workers never see them. S3 (or a folder every machine mounts at the same
+    absolute path) is shared; a relative `.adgen` never is.
+    """
+    if kind != "local" or instance is None or Path(root).expanduser().is_absolute():
+        return
+    launcher = type(instance.run_launcher)
+    if any(cls.__module__.startswith(REMOTE_LAUNCHER_MODULES) for cls in launcher.__mro__):
+        raise StoreError(
+            f"the local store {root!r} is a folder on this worker only, but runs are launched on many machines "
+            f"({launcher.__name__}); set ADGEN_STORE__KIND=s3 (with ADGEN_STORE__BUCKET) on every machine, or point "
+            "ADGEN_STORE__ROOT at an absolute path that every machine mounts"
+        )
