@@ -246,7 +246,7 @@ def evaluate_uploads(context: dg.SensorEvaluationContext, store: ObjectStore, se
                      f"{len(wanted)} new or changed in {len(requests)} run request(s), {registered} registered, "
                      f"{skipped} ignored (each reason logged once), {errors} errors; next tick starts after {shown(cursor['start_after'] or '')!r}")
     partitions = [dg.AddDynamicPartitionsRequest(PARTITIONS, new_keys)] if new_keys else []
-    skip = None if requests else f"nothing new or changed among {listed} objects in {store.uri('uploads')}"
+    skip = None if requests else f"no uploads to process among {listed} objects in {store.uri('uploads')}"
     state = {**cursor, "memory": memory_generation, **({"told": told.dump()} if told.dump() else {})}
     return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=partitions,
                            cursor=json.dumps(state), skip_reason=skip)

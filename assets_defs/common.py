@@ -9,7 +9,6 @@ wrong, instead of a traceback as the only clue.
 
 from __future__ import annotations
 
-from collections import Counter
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -92,19 +91,13 @@ def materialize_stage(
                     fn = (lambda ready: (lambda files: ready))(done.pop(pid))
                 results[pid] = r = run_stage(s, cache, pid, stage, version, params, given, fn, backend=backend,
                                               backend_params=backend_params, input_files=input_files)
-                if len(pids) == 1:
-                    context.log.info(f"{stage} {pid}: cache {r.cache} ({r.key[:12]}), {r.timings_ms}")
+                context.log.info(f"{stage} {pid}: cache {r.cache} ({r.key[:12]}), {r.timings_ms}")
         except dg.Failure as failure:
             store_down = isinstance(failure.__cause__, StoreError) and not isinstance(failure.__cause__, ObjectNotFound)
             if len(pids) == 1 or store_down:  # one product, or nothing else can work either
                 raise
             failed[pid] = failure
             context.log.error(failure.description or "")
-    if len(pids) > 1 and results:  # one line for the batch (each product's own values are in the metadata)
-        counts = Counter(r.cache for r in results.values())
-        total = sum(sum(r.timings_ms.values()) for r in results.values())
-        context.log.info(f"{stage}: {len(results)} products, cache {', '.join(f'{n} {k}' for k, n in sorted(counts.items()))}, "
-                         f"{total / 1000:.1f} s (per product: the materialization's per_product metadata)")
     if failed:
         raise batch_failure(stage, failed, [p for p in pids if p not in failed])
     return results
