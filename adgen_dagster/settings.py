@@ -59,7 +59,9 @@ class SensorSettings(BaseModel):
 
     running: bool = Field(True, description="Start the upload and catalog sensors running (ADGEN_SENSOR__RUNNING=false "
                           "to leave them stopped until switched on in the UI).")
-    interval_seconds: int = Field(30, ge=5, le=3600, description="Seconds between upload sensor ticks (ADGEN_SENSOR__INTERVAL_SECONDS).")
+    interval_seconds: int = Field(10, ge=5, le=3600, description="Seconds between upload sensor ticks "
+                                  "(ADGEN_SENSOR__INTERVAL_SECONDS). A tick costs the listing of uploads/ (on S3 one LIST "
+                                  "request per 1000 objects): raise it for very large buckets.")
     catalog_interval_seconds: int = Field(60, ge=5, le=3600, description="Seconds between catalog sensor ticks "
                                           "(ADGEN_SENSOR__CATALOG_INTERVAL_SECONDS).")
     page_size: int = Field(1000, ge=1, le=1000, description="Objects per listing call; S3 returns at most 1000 "

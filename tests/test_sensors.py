@@ -85,7 +85,7 @@ def test_definitions_load_with_sensors(store_resource):
         sensor = repo.get_sensor_def(s.name)
         assert sensor.job_name == "adgen_pipeline"
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-        assert sensor.minimum_interval_seconds >= 30
+        assert sensor.minimum_interval_seconds >= 10
 
 
 def test_first_tick_registers_and_requests(resource, instance):
