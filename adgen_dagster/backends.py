@@ -42,8 +42,12 @@ class BackendSpec:
 
 
 SEGMENTERS: dict[str, BackendSpec] = {
+    "auto": BackendSpec("adgen_dagster.models.auto_segment:cutout_auto",
+                        description="CPU, shipped model: U2-Net-p refined, or classical on a clean studio backdrop where it is better"),
+    "u2netp": BackendSpec("adgen_dagster.models.u2netp:cutout_u2netp",
+                          description="CPU, shipped model (4.6 MB, OpenCV DNN): U2-Net-p with a crop pass, refined at full size"),
     "classical": BackendSpec("adgen_dagster.imaging.segment:cutout_classical",
-                             description="CPU, no weights: background model + GrabCut + band matting"),
+                             description="CPU, no weights: background model + GrabCut + band matting (plain backdrops)"),
     "birefnet": BackendSpec("adgen_dagster.models.birefnet:BiRefNetSegmenter", BiRefNetParams, "birefnet",
                             "BiRefNet (transformers, remote code) on the GPU"),
 }

@@ -22,6 +22,7 @@ from adgen_dagster.imaging.details import ProductDetails
 from adgen_dagster.imaging.palette import product_colours
 from adgen_dagster.imaging.retouch import retouch
 from adgen_dagster.imaging.segment import Cutout
+from adgen_dagster.imaging.segment_gate import check_cutout
 from adgen_dagster.settings import AdgenSettings, get_settings
 
 STAGES = ("product_image", "segmentation", "background", "composite", "retouched", "analysis", "ad_creatives")
@@ -59,7 +60,7 @@ def run_product(
         return out
 
     photo = stage("product_image", lambda: decode_upload(data, name, s.decode))
-    cut = stage("segmentation", lambda: get_segmenter(s.segmenter)(photo, s.segment))
+    cut = stage("segmentation", lambda: check_cutout(get_segmenter(s.segmenter)(photo, s.segment), s.segment, name))
     bg = stage(
         "background",
         lambda: get_background(s.background)(d, product_colours(photo), s.backdrop, seed=d.seed_for(product_id)),

@@ -83,7 +83,7 @@ class AdgenSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ADGEN_", env_nested_delimiter="__", extra="ignore")
 
     store: StoreSettings = StoreSettings()
-    segmenter: str = Field("classical", description="Cut-out backend: classical | birefnet (ADGEN_SEGMENTER).")
+    segmenter: str = Field("auto", description="Cut-out backend: auto | u2netp | classical | birefnet (ADGEN_SEGMENTER).")
     background: str = Field("studio", description="Background backend: studio | flux (ADGEN_BACKGROUND).")
     analyzer: str = Field("classical", description="Analysis backend: classical | qwen2-vl (ADGEN_ANALYZER).")
     gpu: GpuSettings = GpuSettings()

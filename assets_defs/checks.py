@@ -25,6 +25,7 @@ from adgen_dagster.imaging.analysis_model import Analysis
 from adgen_dagster.partitions import products_partitions
 
 MASK_COVERAGE = "mask_coverage"
+CUTOUT_QUALITY = "cutout_quality"
 ANALYSIS_SCHEMA = "analysis_schema"
 AD_CONTRAST = "ad_text_contrast"
 
@@ -45,6 +46,16 @@ def mask_coverage_result(coverage: float, pid: str) -> dg.AssetCheckResult:
         severity=dg.AssetCheckSeverity.WARN,
         description=None if ok else f"product {pid}: mask covers {coverage:.2%} of the image, outside {MIN_COVERAGE:.1%}-{MAX_COVERAGE:.0%}",
         metadata={"product": pid, "coverage": round(coverage, 5)},
+    )
+
+
+def cutout_quality_result(reason: str, pid: str) -> dg.AssetCheckResult:
+    """The quality gate's verdict on one product's cut-out (imaging/segment_gate.py): "" when trusted."""
+    return dg.AssetCheckResult(
+        check_name=CUTOUT_QUALITY,
+        passed=not reason,
+        description=f"product {pid}: {reason}" if reason else None,
+        metadata={"product": pid},
     )
 
 
@@ -75,12 +86,15 @@ def check_spec(name: str, asset: str, description: str) -> dg.AssetCheckSpec:
 
 
 def per_product_evaluations(context: dg.AssetExecutionContext, asset: str,
-                            results: dict[str, dg.AssetCheckResult]) -> Iterator:
+                            results: dict[str, dg.AssetCheckResult], materialized: bool = True) -> Iterator:
     """One evaluation per product, on its partition, then the check's output for the step.
 
     Yield this after the asset's `MaterializeResult`: each evaluation names the
     materialization of its own partition as its target, which is what makes the UI count
-    it as the check result of that product's latest materialization.
+    it as the check result of that product's latest materialization. `materialized=False`
+    is for products whose step is failing (the cut-out quality gate): their evaluations
+    name no materialization (an older one is not what was judged) and the step, which is
+    about to raise, gets no check output.
     """
     from dagster._core.definitions.asset_checks.asset_check_evaluation import (
         AssetCheckEvaluationTargetMaterializationData,  # not exported; the evaluation's own field type
@@ -91,13 +105,13 @@ def per_product_evaluations(context: dg.AssetExecutionContext, asset: str,
     for pid, r in results.items():
         check_name = r.check_name
         latest = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[pid]), limit=1).records
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[pid]), limit=1).records if materialized else []
         target = (AssetCheckEvaluationTargetMaterializationData(
             run_id=latest[0].run_id, storage_id=latest[0].storage_id, timestamp=latest[0].timestamp)
             if latest else None)
         yield dg.AssetCheckEvaluation(asset_key=key, check_name=r.check_name, passed=r.passed, metadata=r.metadata,
                                       severity=r.severity, description=r.description, partition=pid,
                                       target_materialization_data=target, blocking=False)
-    if check_name is not None:
+    if check_name is not None and materialized:
         yield dg.Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(
             dg.AssetCheckKey(key, check_name)))

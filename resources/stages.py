@@ -24,6 +24,7 @@ from adgen_dagster.imaging import ads, analyze, backdrop, composite, decode, ret
 from adgen_dagster.imaging.analysis_model import Analysis
 from adgen_dagster.imaging.decode import decode_upload
 from adgen_dagster.imaging.details import MAX_DETAILS_BYTES, DetailsError, ProductDetails, parse_details
+from adgen_dagster.imaging.segment_gate import check_cutout
 from adgen_dagster.imaging.palette import product_colours
 from resources.cache import ResultCache, cache_key, sha256_hex
 from resources.io import FileValue, decode_png, encode_files, encode_json, encoder_pool, preview_markdown
@@ -212,16 +213,26 @@ def _backend(kind_get: Callable[[str], Backend], backend: "str | Backend") -> Ba
     return backend if isinstance(backend, Backend) else kind_get(backend)
 
 
-def segmentation(params: segment.SegmentParams, backend: "str | Backend") -> Compute:
-    """A segmenter with `.batch` (BiRefNet) gives the compute a `.batch` too: many products per pass."""
+# What a segmenter decided, shown with each cut-out (see models/auto_segment.py, imaging/segment_gate.py).
+CUTOUT_STATS = ("path", "why", "detail_shot", "gate", "saliency_peak", "uncertain_ratio", "bg_noise", "bg_border_fit")
+
+
+def segmentation(params: segment.SegmentParams, backend: "str | Backend", file_name: str = "") -> Compute:
+    """A segmenter with `.batch` (BiRefNet) gives the compute a `.batch` too: many products per pass.
+
+    Every cut-out goes through the quality gate (`segment_gate`): one that cannot be
+    trusted raises `CutoutRejected` naming `file_name`, and only its product fails.
+    """
     segmenter = _backend(get_segmenter, backend)
 
     def outputs(cut: segment.Cutout) -> tuple[Files, dict]:
+        check_cutout(cut, params, file_name)
         return (
             {"nobg_image.png": cut.rgba, "mask.png": cut.mask},
             {"width": cut.rgba.width, "height": cut.rgba.height,
              "coverage": round(float(np.asarray(cut.mask, dtype=np.float32).mean() / 255.0), 5),
              "preview": preview_markdown(cut.rgba), "mask_preview": preview_markdown(cut.mask),
+             **{k: cut.stats[k] for k in CUTOUT_STATS if k in cut.stats},
              **segmenter.last_metadata()},
         )
 

@@ -254,14 +254,14 @@ def test_upload_puts_photos_and_details_into_the_store(tmp_path):
 def test_doctor_reports_settings_and_fails_on_a_backend_that_cannot_run(tmp_path):
     r = adgen("doctor", cwd=tmp_path, env={"ADGEN_STORE__ROOT": str(tmp_path / "store")})
     assert r.returncode == 0, r.err
-    for text in ("Settings in force", "segmenter", "classical", "studio", str(tmp_path / "store"), "torch",
+    for text in ("Settings in force", "segmenter", "auto", "U2-Net-p, shipped", "sha256 ok", "studio", str(tmp_path / "store"), "torch",
                  "NanumSquareB.ttf: found", "ok: everything configured can run here"):
         assert text in r.out, text
 
     r = adgen("doctor", cwd=tmp_path, env={"ADGEN_SEGMENTER": "birefnet-typo"})
     assert r.returncode == 1
     assert ("adgen doctor: ADGEN_SEGMENTER='birefnet-typo': unknown segmenter backend; set ADGEN_SEGMENTER to one of: "
-            "birefnet, classical") in r.err
+            "auto, birefnet, classical, u2netp") in r.err
     assert "CANNOT RUN" in r.out and "Traceback" not in r.err
 
     # A neural backend without its weights (and, here, without a GPU) names the setting to change.

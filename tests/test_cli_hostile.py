@@ -138,8 +138,8 @@ def test_folder_mode_takes_hidden_photos_skips_links_and_special_files_and_names
     notes = lines(r.output, "skipped ")
     for name, why in {"linked.jpg": "symbolic link", "pipe.jpg": "FIFO", "sock.jpg": "socket", "sub.jpg": "a folder"}.items():
         assert sum(ln.startswith(f"skipped {src / name}: ") and why in ln for ln in notes) == 1, (name, notes)
-    failed = [ln for ln in lines(r.output, "adgen run: ") if not ln.startswith("adgen run: classical / ")]  # the table's title
-    expect = {"blank.png": "segmentation found nothing to place", "broken.jpg": "not an image",
+    failed = [ln for ln in lines(r.output, "adgen run: ") if not ln.startswith("adgen run: auto / ")]  # the table's title
+    expect = {"blank.png": "no trustworthy cut-out: no product found", "broken.jpg": "not an image",
               "withlink.jpg": "withlink.jpg.json is a symbolic link", "withfifo.jpg": "withfifo.jpg.json is a FIFO"}
     assert len(failed) == len(expect), failed
     for name, why in expect.items():

@@ -49,6 +49,8 @@ def test_the_cpu_path_never_imports_torch():
     code = ("import sys; import adgen_dagster.definitions; from resources import stages; "
             "from adgen_dagster.settings import get_settings as g; s = g(); "
             "stages.segmentation(s.segment, 'classical'); stages.background(s.backdrop, 'studio'); "
+            "from PIL import Image; from adgen_dagster.backends import get_segmenter; "
+            "get_segmenter(s.segmenter)(Image.new('RGB', (64, 48), (200, 90, 30)), s.segment); "
             "stages.analysis(s.analysis, 'classical'); "
             "print(sorted(m for m in ('torch', 'transformers', 'diffusers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -42,7 +42,7 @@ SIZE = "320x320"
 SMALL = {"ops": {"background": {"config": {"width": 256, "height": 256}},
                  "composite": {"config": {"width": 256, "height": 256}},
                  "ad_creatives": {"config": {"sizes": SIZE}}}}
-DONE_BEFORE = {"composite": {"product_image", "nobg_image", "mask", "background"}}
+DONE_BEFORE = {"composite": {"product_image", "nobg_image", "mask", "background"}, "segmentation": {"product_image", "background"}}
 OUTPUTS = ("product_image.png", "details.json", "nobg_image.png", "mask.png", "background.png", "composite.png",
            "composite_mask.png", "retouched.png", "analysis.json", f"ads/{SIZE}.png", f"ads/{SIZE}.html")
 
@@ -169,8 +169,8 @@ def corpus() -> list[Item]:
         Item("phone-heic.jpg", gen.heic_like(), expect="fail", why="not an image"),
         Item("poster.jpg", gen.eps_document(), expect="fail", why="not an image"),  # never reaches Ghostscript
         # a valid image with nothing in it: decodes, but the cut-out is empty, and composite says so
-        Item("blank white.png", gen.blank(), expect="fail", stage="composite",
-             why="cut-out has no product: only 0 pixel(s) of its 160x120 alpha are above 0.04; segmentation found nothing to place"),
+        Item("blank white.png", gen.blank(), expect="fail", stage="segmentation",
+             why="blank white.png: no trustworthy cut-out: no product found to cut out"),
         # --- good photos, bad sidecars: the sidecar is named
         Item("mug-malformed.jpg", photo, b'{"headline": "Mug", "price": ', "fail", "not valid UTF-8 JSON"),
         Item("mug-types.jpg", photo, json.dumps({"headline": ["a"], "seed": "x", "palette": 5}).encode(), "fail",

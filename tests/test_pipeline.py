@@ -41,7 +41,7 @@ def test_two_products_materialize_every_asset(store, store_resource, instance, a
             md = ev.step_materialization_data.materialization.metadata
             assert "output" in md and "timings_ms" in md, key
         checks = result.get_asset_check_evaluations()
-        assert {c.check_name for c in checks} == {"mask_coverage", "analysis_schema", "ad_text_contrast"}
+        assert {c.check_name for c in checks} == {"mask_coverage", "cutout_quality", "analysis_schema", "ad_text_contrast"}
         assert all(c.passed for c in checks), [(c.check_name, c.description) for c in checks]
 
         def img(name):

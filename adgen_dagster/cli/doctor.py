@@ -31,6 +31,7 @@ BACKENDS = (  # (setting field, registry table, kind, environment variable)
     ("analyzer", "ANALYZERS", "analyzer", "ADGEN_ANALYZER"),
 )
 CPU_BACKENDS = {"classical", "studio"}  # the built-in backends: CPU only, no weights
+SHIPPED_MODEL = {"auto", "u2netp"}  # CPU, with the model shipped in the package (checked by its sha256)
 
 
 def flatten(doc: dict, prefix: str = "") -> list[tuple[str, object]]:
@@ -58,6 +59,17 @@ def default_settings() -> dict:
 
 def env_name(dotted: str) -> str:
     return "ADGEN_" + dotted.replace(".", "__").upper()
+
+
+def shipped_model_check() -> tuple[str, str | None]:
+    """(line, problem or None) for the cut-out model shipped in the package."""
+    from adgen_dagster.models import u2netp
+
+    try:
+        u2netp.load_net()
+    except u2netp.U2NetError as exc:
+        return "DAMAGED", f"ADGEN_SEGMENTER: {exc}"
+    return f"U2-Net-p, shipped ({u2netp.MODEL_PATH}, sha256 ok)", None
 
 
 def store_check(settings) -> tuple[str, str | None]:
@@ -210,7 +222,8 @@ def doctor(
             table = getattr(backends, table_name)
             available = ", ".join(sorted(table))
             if name in table:
-                needs = "CPU, no model weights" if name in CPU_BACKENDS else "registered"
+                needs = ("CPU, no model weights" if name in CPU_BACKENDS else
+                         "CPU, shipped model" if name in SHIPPED_MODEL else "registered")
                 out(f"  {kind:<11} {name:<12} ok ({needs}); available: {available}")
             else:
                 out(f"  {kind:<11} {name:<12} CANNOT RUN: not a registered backend; available: {available}")
@@ -224,6 +237,11 @@ def doctor(
             name = getattr(settings, field)
             if name in CPU_BACKENDS:
                 out(f"  {kind:<11} {name:<12} none needed")
+            elif name in SHIPPED_MODEL:
+                line, problem = shipped_model_check()
+                out(f"  {kind:<11} {name:<12} {line}")
+                if problem:
+                    problems.append(problem)
             elif name in getattr(backends, table_name):
                 line, problem = neural_check(settings, kind, name, env)
                 out(f"  {kind:<11} {name:<12} {line}")

@@ -120,9 +120,10 @@ def stage_chain(settings) -> list[tuple[str, Callable[[str], Callable]]]:
 
     Backends are looked up here, once, so an unknown backend fails before any photo.
     """
+    from adgen_dagster.backends import get_segmenter
     from resources import stages
 
-    seg = stages.segmentation(settings.segment, settings.segmenter)
+    segmenter = get_segmenter(settings.segmenter)
     bg = stages.background(settings.backdrop, settings.background)
     comp = stages.composite_stage(settings.composite)
     ret = stages.retouch_stage(settings.retouch)
@@ -130,7 +131,7 @@ def stage_chain(settings) -> list[tuple[str, Callable[[str], Callable]]]:
     ads = stages.ad_creatives(settings.ads)
     return [
         ("product_image", lambda name: stages.product_image(settings.decode, name)),
-        ("segmentation", lambda name: seg),
+        ("segmentation", lambda name: stages.segmentation(settings.segment, segmenter, name)),
         ("background", lambda name: bg),
         ("composite", lambda name: comp),
         ("retouched", lambda name: ret),

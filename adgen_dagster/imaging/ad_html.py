@@ -36,7 +36,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 from PIL import Image
 
@@ -53,7 +52,10 @@ _CJK = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-
 
 
 @lru_cache(maxsize=1)
-def _env() -> Environment:
+def _env():
+    # imported here: every command loads the settings, which name this module, and most never render a page
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
     return Environment(loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
                        autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 

@@ -43,56 +43,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal
 
 import cv2
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
 
-VERSION = "1"
+from adgen_dagster.imaging.segment_params import SegmentParams
+from adgen_dagster.imaging.colour import srgb_to_lab
 
-__all__ = ["VERSION", "SegmentParams", "Cutout", "cutout_classical", "estimate_foreground", "has_informative_alpha"]
+VERSION = "2"
 
-
-class SegmentParams(BaseModel):
-    """Parameters of the classical cut-out (defaults tuned on product photos)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    work_size: int = Field(512, ge=64, le=2048, description="Long side (px) of the working copy used for the coarse segmentation.")
-    border_width: float = Field(0.02, gt=0, le=0.2, description="Width of the border ring sampled for the background model, as a fraction of the work long side.")
-    bg_model: Literal["quadratic", "linear", "constant"] = Field(
-        "quadratic", description="Shape of the background colour surface fitted to the border (quadratic covers gradients and vignettes)."
-    )
-    noise_floor: float = Field(0.8, gt=0, description="Smallest background noise level assumed (Lab units), so clean white backgrounds do not give hair-trigger thresholds.")
-    fg_threshold: float = Field(3.0, gt=0, description="Lab distance to the background above which a pixel is a product candidate (raised automatically on noisy backgrounds).")
-    strong_threshold: float = Field(12.0, gt=0, description="Lab distance above which a candidate is definite product (before erosion).")
-    shadow_chroma: float = Field(4.0, ge=0, description="Largest chroma difference (Lab a/b) to the background for a pixel to count as shadow (or a lighter/darker patch of floor).")
-    shadow_depth: float = Field(55.0, ge=0, description="Largest lightness difference (Lab L) to the background a shadow can have; deeper tones are product.")
-    shadow_roughness: float = Field(0.8, gt=0, description="Largest local lightness roughness (Lab L removed by a small blur) inside a shadow: shadows are smooth, edges and texture are not.")
-    shadow_gradient: float = Field(
-        1.5, gt=0, description="Largest lightness slope inside a shadow (Lab L per pixel at a 512 px work size, scaled for other sizes)."
-    )
-    edge_roughness: float = Field(
-        1.2, gt=0, description="Roughness (see shadow_roughness) that counts as product evidence: an edge or texture. Nothing inside the convex hull of grouped evidence is called shadow."
-    )
-    hull_group: float = Field(0.05, ge=0, le=0.5, description="Evidence pieces closer than twice this (fraction of the work long side) are grouped into one hull.")
-    shadow_erode: int = Field(2, ge=0, le=16, description="Erosion radius (work px) that stops the shadow flood from leaking into a product through thin gaps in its outline.")
-    grabcut_iters: int = Field(2, ge=0, le=10, description="GrabCut iterations (0 disables GrabCut and keeps the seeded mask).")
-    grabcut_size: int = Field(384, ge=0, le=2048, description="Long side (px) of the copy GrabCut runs on, at most the work size (0: the work size); the boundary is snapped at work size afterwards.")
-    min_component: float = Field(0.02, ge=0, le=1, description="Pieces smaller than this fraction of the largest piece are dropped unless clearly product-coloured.")
-    min_hole_area: float = Field(0.0005, ge=0, le=1, description="Enclosed background-coloured regions smaller than this fraction of the image are filled.")
-    min_hole_width: float = Field(0.008, ge=0, le=1, description="Enclosed regions narrower than this (inscribed radius, fraction of the work long side) are filled: letters, seams.")
-    bridge_px: int = Field(3, ge=0, le=32, description="Closing radius (work px) used when looking for holes: background-coloured parts reaching the outline through a gap this narrow are filled.")
-    snap_px: int = Field(5, ge=0, le=32, description="Half-width (work px) of the band where the coarse boundary snaps to the local colour evidence (0 disables).")
-    hole_edge: float = Field(1.0, gt=0, description="Median slope of the background distance (Lab units per work px) around an enclosed region above which it is a real hole with a sharp outline, not a soft highlight.")
-    band_px: int = Field(2, ge=0, le=32, description="Extra half-width (full-resolution px) of the matting band beyond the upscaling factor.")
-    matting_radius: int = Field(6, ge=1, le=64, description="Radius (full-resolution px) of the local foreground/background colour estimates in the band.")
-    guided_eps: float = Field(2e-4, gt=0, description="Regulariser of the guided-filter fallback matte (image variance units, 0..1 scale).")
-    confidence_low: float = Field(0.06, ge=0, description="Foreground/background colour distance (RGB 0..1) below which the colour matte is not trusted.")
-    confidence_high: float = Field(0.18, gt=0, description="Colour distance above which the colour matte is fully trusted.")
-    seed: int = Field(0, description="Seed of OpenCV's RNG (GrabCut's k-means) for deterministic output.")
+__all__ = ["VERSION", "SegmentParams", "Cutout", "backdrop_fit", "classical_alpha", "cutout_classical", "cutout_from_alpha", "estimate_foreground",
+           "has_informative_alpha", "split_input"]
 
 
 @dataclass
@@ -656,6 +618,40 @@ def _refine_alpha(img: np.ndarray, hard: np.ndarray, small: np.ndarray, coarse: 
 # --------------------------------------------------------------------------------------
 
 
+def backdrop_fit(rgb8: np.ndarray, p: SegmentParams) -> dict:
+    """How plain the photo's border is, as the classical path's background model sees it:
+    `bg_noise` (Lab units), `bg_border_fit` (fraction of the border ring the smooth model
+    explains) and `bg_lightness` (Lab L of the model at the centre). Cheap (a 512 px copy)."""
+    H, W = rgb8.shape[:2]
+    s = min(1.0, p.work_size / max(H, W))
+    small = cv2.resize(rgb8, (max(1, int(round(W * s))), max(1, int(round(H * s)))), interpolation=cv2.INTER_AREA)
+    if min(small.shape[:2]) < 8:
+        return {"bg_noise": float("inf"), "bg_border_fit": 0.0, "bg_lightness": 0.0}
+    # numpy's Lab, not OpenCV's float one: that builds tables for 0.15 s on its first call in a process,
+    # which is a tenth of `adgen cutout` on a photo that never runs the classical path (within 0.6 L*a*b* units).
+    lab = srgb_to_lab(cv2.GaussianBlur(small.astype(np.float32) / 255.0, (0, 0), 0.7))
+    model, sigma, frac = _fit_background(lab, p)
+    h, w = model.shape[:2]
+    return {"bg_noise": round(sigma, 3), "bg_border_fit": round(frac, 3), "bg_lightness": round(float(model[h // 2, w // 2, 0]), 2)}
+
+
+def split_input(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """RGB uint8 array and, when informative, the input's own alpha as float32 [0, 1]."""
+    return _split_input(image)
+
+
+def cutout_from_alpha(img: np.ndarray, alpha: np.ndarray, stats: dict) -> Cutout:
+    """A Cutout from a photo (float32 HxWx3 in [0, 1]) and its alpha (any source): foreground
+    colours re-estimated, so no fringe of the old background survives on a new one."""
+    t = time.perf_counter()
+    fg = estimate_foreground(img, alpha)
+    stats.setdefault("timings_ms", {})["foreground_ms"] = round((time.perf_counter() - t) * 1000, 1)
+    a8 = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    f8 = np.clip(fg * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    stats["coverage"] = round(float(alpha.mean()), 5)
+    return Cutout(rgba=Image.fromarray(np.dstack([f8, a8]), "RGBA"), mask=Image.fromarray(a8, "L"), stats=stats)
+
+
 def has_informative_alpha(image: Image.Image) -> bool:
     """Whether the image's own alpha is a mask (not all opaque, not all clear): then it is kept."""
     return _split_input(image)[1] is not None
@@ -701,6 +697,38 @@ def _fill_transparent(img: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return out
 
 
+def classical_alpha(rgb8: np.ndarray, p: SegmentParams) -> tuple[np.ndarray, dict]:
+    """Steps 1-5 of the module docstring on an RGB photo: (alpha float32 HxW, stats)."""
+    stats: dict = {"version": VERSION, "source": "segmented"}
+    timings: dict[str, float] = {}
+    H, W = rgb8.shape[:2]
+    t = time.perf_counter()
+    s = min(1.0, p.work_size / max(H, W))
+    ws, hs = max(1, int(round(W * s))), max(1, int(round(H * s)))
+    small = cv2.resize(rgb8, (ws, hs), interpolation=cv2.INTER_AREA) if s < 1.0 else rgb8
+    if min(hs, ws) < 8:
+        stats["grabcut"] = "skipped"
+        g = small.astype(np.float32)
+        ref = np.median(np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]]), axis=0)
+        coarse = (np.abs(g - ref).max(axis=2) > 12).astype(np.uint8)
+    else:
+        stats["work_size"] = [ws, hs]
+        coarse, _ = _coarse_mask(small, p, stats)
+    timings["coarse_ms"] = (time.perf_counter() - t) * 1000
+    t = time.perf_counter()
+    if (hs, ws) != (H, W):
+        up = cv2.resize(coarse.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
+        hard = (up >= 0.5).astype(np.uint8)
+    else:
+        hard = coarse
+    band_r = int(np.ceil(1.0 / s)) + p.band_px
+    img = rgb8.astype(np.float32) * (1.0 / 255.0)
+    alpha = _refine_alpha(img, hard, small, coarse, band_r, p) if min(H, W) >= 8 else hard.astype(np.float32)
+    timings["matting_ms"] = (time.perf_counter() - t) * 1000
+    stats["timings_ms"] = {k: round(v, 1) for k, v in timings.items()}
+    return alpha, stats
+
+
 def cutout_classical(image: Image.Image, params: SegmentParams | None = None) -> Cutout:
     """Cut the product out of a product photo (see the module docstring).
 
@@ -711,50 +739,13 @@ def cutout_classical(image: Image.Image, params: SegmentParams | None = None) ->
     """
     p = params or SegmentParams()
     t_start = time.perf_counter()
-    timings: dict[str, float] = {}
-    stats: dict = {"version": VERSION}
     rgb8, alpha_in = _split_input(image)
-    H, W = rgb8.shape[:2]
     img = rgb8.astype(np.float32) * (1.0 / 255.0)
-
-    t = time.perf_counter()
     if alpha_in is not None:
-        alpha = alpha_in
-        stats["source"] = "input_alpha"
+        alpha, stats = alpha_in, {"version": VERSION, "source": "input_alpha", "timings_ms": {}}
         img = _fill_transparent(img, alpha)
     else:
-        stats["source"] = "segmented"
-        s = min(1.0, p.work_size / max(H, W))
-        ws, hs = max(1, int(round(W * s))), max(1, int(round(H * s)))
-        small = cv2.resize(rgb8, (ws, hs), interpolation=cv2.INTER_AREA) if s < 1.0 else rgb8
-        if min(hs, ws) < 8:
-            stats["grabcut"] = "skipped"
-            g = small.astype(np.float32)
-            ref = np.median(np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]]), axis=0)
-            coarse = (np.abs(g - ref).max(axis=2) > 12).astype(np.uint8)
-        else:
-            stats["work_size"] = [ws, hs]
-            coarse, _ = _coarse_mask(small, p, stats)
-        timings["coarse_ms"] = (time.perf_counter() - t) * 1000
-        t = time.perf_counter()
-        if (hs, ws) != (H, W):
-            up = cv2.resize(coarse.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
-            hard = (up >= 0.5).astype(np.uint8)
-        else:
-            hard = coarse
-        band_r = int(np.ceil(1.0 / s)) + p.band_px
-        alpha = _refine_alpha(img, hard, small, coarse, band_r, p) if min(H, W) >= 8 else hard.astype(np.float32)
-        timings["matting_ms"] = (time.perf_counter() - t) * 1000
-
-    t = time.perf_counter()
-    fg = estimate_foreground(img, alpha)
-    timings["foreground_ms"] = (time.perf_counter() - t) * 1000
-
-    a8 = np.clip(alpha * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    f8 = np.clip(fg * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    rgba = Image.fromarray(np.dstack([f8, a8]), "RGBA")
-    mask = Image.fromarray(a8, "L")
-    timings["total_ms"] = (time.perf_counter() - t_start) * 1000
-    stats["coverage"] = round(float(alpha.mean()), 5)
-    stats["timings_ms"] = {k: round(v, 1) for k, v in timings.items()}
-    return Cutout(rgba=rgba, mask=mask, stats=stats)
+        alpha, stats = classical_alpha(rgb8, p)
+    cut = cutout_from_alpha(img, alpha, stats)
+    stats["timings_ms"]["total_ms"] = round((time.perf_counter() - t_start) * 1000, 1)
+    return cut
