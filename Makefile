@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+UI_HOST ?= 127.0.0.1
+UI_PORT ?= 3000
 
 .PHONY: install neural scale home demo test ui validate bench clean
 
@@ -42,8 +44,8 @@ demo: install home  ## run the whole pipeline on the sample products (local stor
 test: neural scale  ## the whole test suite (installs torch, transformers, diffusers and the scale-out libraries)
 	$(PY) -m pytest -q -n 2
 
-ui: install home  ## the Dagster UI on http://127.0.0.1:3000 (same instance as `make demo`)
-	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000
+ui: install home  ## the Dagster UI (`dg dev`) on http://127.0.0.1:3000 (same instance as `make demo`); Ctrl-C or SIGTERM stops it
+	$(PY) -m adgen_dagster.ui --host $(UI_HOST) --port $(UI_PORT)
 
 validate: install
 	$(VENV)/bin/dagster definitions validate

@@ -1,4 +1,11 @@
-"""The code location: what `dagster dev` (via workspace.yaml) and the tests load."""
+"""The code location: what `dg dev` (via workspace.yaml) and the tests load.
+
+The executor is set here, for every job of the location: `adgen_pipeline`, and the implicit
+asset job that the UI's Materialize button, Catalog backfills and asset sensors launch. Each
+run is then one process (resources and models set up once, no process start per step, and
+it works inside a daemonic worker such as a Celery task, where a multiprocess executor
+cannot start children).
+"""
 
 import dagster as dg
 

@@ -1,9 +1,12 @@
 """`make demo`: the whole pipeline on the bundled sample products, on the local store.
 
 It does what an operator would do by hand: drop the sample photos (and their details
-sidecars) into the store's `uploads/`, register each as a product partition, and run
-the `adgen_pipeline` job for each product on a persistent Dagster instance, so the
-runs and materializations are there to browse afterwards with `make ui`.
+sidecars) into the store's `uploads/`; then the upload sensor's own evaluation
+(`sensors.evaluate_uploads`) registers them, adds their partitions and says which runs to
+launch (the same batches and run keys as `make ui`'s sensor would), and the demo runs them
+here with the `adgen_pipeline` job on the persistent Dagster instance, tagged as that
+sensor's runs, and commits the sensor's memory. So the runs are there to browse with
+`make ui`, and its sensor, finding nothing new, starts nothing.
 """
 
 from __future__ import annotations
@@ -38,6 +41,12 @@ def upload_samples(store) -> list[str]:
     return keys
 
 
+def upload_for_sample(row: dict) -> str:
+    from adgen_dagster.product_ids import product_id_for
+
+    return product_id_for(row["upload"])
+
+
 def main(argv: list[str] | None = None) -> int:
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
     home.mkdir(parents=True, exist_ok=True)
@@ -45,40 +54,49 @@ def main(argv: list[str] | None = None) -> int:
         (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
 
     import dagster as dg
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, RUN_KEY_TAG, SENSOR_NAME_TAG
 
+    from adgen_dagster import upload_memory
     from adgen_dagster.definitions import defs
-    from adgen_dagster.partitions import products_partitions
-    from resources.products import register_upload
+    from adgen_dagster.sensors import evaluate_uploads, upload_sensor
+    from adgen_dagster.settings import get_settings
     from resources.store_resource import StoreResource
 
-    store = StoreResource().get_store()
+    resource = StoreResource()
+    store = resource.get_store()
     instance = dg.DagsterInstance.get()
-    records = [register_upload(store, key) for key in upload_samples(store)]
-    pids = [r.product_id for r in records]
-    instance.add_dynamic_partitions(products_partitions.name, [p for p in pids if not instance.has_dynamic_partition(products_partitions.name, p)])
+    upload_samples(store)
+    with dg.build_sensor_context(instance=instance, sensor_name=upload_sensor.name, resources={"store": resource}) as ctx:
+        tick = evaluate_uploads(ctx, store, get_settings().sensor)  # what `make ui`'s sensor would ask for
+    for req in tick.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
+    pids = [upload_for_sample(row) for row in sample_catalog()]
     job = defs.resolve_job_def("adgen_pipeline")
 
     print(f"adgen demo: {len(pids)} sample products, store {store.uri('products')}, Dagster home {os.environ['DAGSTER_HOME']}")
+    if not tick.run_requests:
+        print("  all sample products are up to date: nothing new or changed since the last run")
     failed = 0
-    rows = []
-    for rec in records:
+    for req in tick.run_requests:
+        tags = {**req.tags, SENSOR_NAME_TAG: upload_sensor.name, RUN_KEY_TAG: req.run_key}
+        label = req.partition_key or f"{req.tags[ASSET_PARTITION_RANGE_START_TAG]} .. {req.tags[ASSET_PARTITION_RANGE_END_TAG]}"
         t0 = time.perf_counter()
         result = job.execute_in_process(
-            partition_key=rec.product_id,
+            partition_key=req.partition_key,
             instance=instance,
+            tags=tags,
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},  # the table below says it all
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},  # the lines below say it all
         )
         secs = time.perf_counter() - t0
-        ok = result.success
-        failed += not ok
-        status = "ok" if ok else "FAILED: " + "; ".join(
+        failed += not result.success
+        status = "ok" if result.success else "FAILED: " + "; ".join(
             e.step_failure_data.error.message.strip().splitlines()[0]
             for e in result.all_events
             if e.is_step_failure and e.step_failure_data and e.step_failure_data.error
         )
-        rows.append((rec.product_id, rec.file_name, f"{secs:.1f}s", status))
-        print(f"  {rec.product_id:<28} {rec.file_name:<30} {secs:5.1f}s  {status}", flush=True)
+        print(f"  run {result.run_id[:8]}: {label} ({req.tags.get('adgen/products', '1')} products) {secs:5.1f}s  {status}", flush=True)
+    upload_memory.commit(instance, json.loads(tick.cursor)["memory"])  # these runs were launched
 
     root = store.uri("products")  # a folder path, or s3://bucket/prefix/products
     print()

@@ -15,6 +15,7 @@ duplicated.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import posixpath
 import re
@@ -60,6 +61,7 @@ def _slug(text: str) -> str:
     return text.strip("-_")
 
 
+@functools.lru_cache(maxsize=1 << 17)  # a sensor asks again for every upload it lists, tick after tick
 def product_id_for(name: str) -> str:
     """The product id for an upload's name relative to `uploads/` (may contain folders)."""
     raw = name.replace("\\", "/")

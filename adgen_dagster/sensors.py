@@ -2,18 +2,22 @@
 
 `upload_sensor` pages through `uploads/` across ticks. Its cursor is JSON:
 
-    {"start_after": "<last key read>" | null, "passes": <completed listing passes>}
+    {"start_after": "<last key read>" | null, "passes": <completed listing passes>,
+     "memory": <generation of the sensor's memory>}
 
 Each tick reads at most `sensor.pages_per_tick` pages of `sensor.page_size` objects (and
 stops early after `sensor.tick_seconds`), so a prefix of any size never pushes a tick near
 Dagster's sensor timeout. When a pass reaches the end of the listing the next tick starts
-again from the first key: that is how re-uploads are seen. Re-listing is safe because
-the run key is tied to the object's version,
+again from the first key: that is how re-uploads are seen.
 
-    run_key = "<product id>:<image version>:<sidecar version or ->"
-
-(version = ETag on S3, mtime+size locally) and Dagster launches a run key only once per
-sensor: the same object never runs twice, a re-upload or a changed sidecar runs again.
+The sensor is incremental: its memory (`upload_memory`, kept in the instance) holds, per
+upload, the image and sidecar versions it already requested a run for (version = ETag on
+S3, mtime+size locally). A listed upload whose versions match is not looked at again (no
+store read, no run request, no log line); only new and changed uploads are, so a tick's
+work beyond the listing is in proportion to what changed, and it logs counts, not keys.
+The new products of a tick, and re-uploaded neighbours, run in batches
+(`upload_batches`): ranged runs of up to `ADGEN_BATCH_SIZE` products, each with a run key
+derived from its members' versions, so each upload version runs once.
 
 Per object (each judged alone): sidecars (`<file>.json`) and other JSON are skipped silently; other
 non-images, empty objects and names that give no valid product id are skipped with a
@@ -42,11 +46,13 @@ from typing import Iterable, Optional
 
 import dagster as dg
 
+from adgen_dagster import upload_memory
 from adgen_dagster.catalogs import catalog_sensor
 from adgen_dagster.partitions import products_partitions
 from adgen_dagster.product_ids import is_valid_product_id, product_id_for
-from adgen_dagster.sensor_base import JOB, _json_cursor, _parallel, _partition_requests, _read_json, _settings, _status
-from adgen_dagster.settings import SensorSettings
+from adgen_dagster.sensor_base import JOB, PARTITIONS, _json_cursor, _parallel, _read_json, _settings, _status
+from adgen_dagster.settings import SensorSettings, get_settings
+from adgen_dagster.upload_batches import Wanted, plan
 from adgen_dagster.told import Told
 from resources.object_store import NotAnObject, ObjectInfo, ObjectStore, shown
 from resources.products import UPLOADS, is_image_name, product_key, register_upload
@@ -64,15 +70,18 @@ class _Outcome:
     quiet: bool = False  # skipped without a log line (sidecars)
     error: str = ""
     registered: bool = False
+    seen: str = ""  # "<image version>:<sidecar version>" to remember once this outcome stands
 
 
 def _upload_cursor(raw: Optional[str]) -> dict:
     cur = _json_cursor(raw)
-    start = cur.get("start_after")
-    return {"start_after": start if isinstance(start, str) else None, "passes": int(cur.get("passes") or 0)}
+    start, memory = cur.get("start_after"), cur.get("memory")
+    return {"start_after": start if isinstance(start, str) else None, "passes": int(cur.get("passes") or 0),
+            "memory": memory if isinstance(memory, int) else None}
 
 
-def _check_upload(store: ObjectStore, info: ObjectInfo, page: dict[str, ObjectInfo], page_end: Optional[str]) -> _Outcome:
+def _check_upload(store: ObjectStore, info: ObjectInfo, page: dict[str, ObjectInfo], page_end: Optional[str],
+                  sidecar_version: Optional[str] = None) -> _Outcome:
     """One listed object -> a run request, or a reason to skip it. Never raises."""
     out = _Outcome(info.key)
     try:
@@ -90,7 +99,9 @@ def _check_upload(store: ObjectStore, info: ObjectInfo, page: dict[str, ObjectIn
         if not is_valid_product_id(pid):
             out.skip = f"no valid product id from the name (got {pid!r})"
             return out
-        sidecar_version = _sidecar_version(store, info.key + ".json", page, page_end)
+        if sidecar_version is None:
+            sidecar_version = _sidecar_version(store, info.key + ".json", page, page_end)
+        out.seen = f"{info.version}:{sidecar_version}"
         record = _read_json(store, product_key(pid, "upload.json"))
         if record and record.get("upload") != info.key:
             other = _current(store, str(record.get("upload")))
@@ -158,48 +169,87 @@ def _newest_per_product(objects: list[ObjectInfo]) -> tuple[list[ObjectInfo], li
     return keep, shadowed
 
 
+def _unchanged(store: ObjectStore, o: ObjectInfo, memory: dict[str, str], page: dict[str, ObjectInfo],
+               page_end: Optional[str]) -> tuple[bool, Optional[str]]:
+    """(True, _) when the memory holds this image with the same sidecar; else (False, sidecar version)."""
+    known = memory.get(o.key)
+    if known is None or not known.startswith(o.version + ":"):
+        return False, None
+    sidecar = _sidecar_version(store, o.key + ".json", page, page_end)
+    return known == f"{o.version}:{sidecar}", sidecar
+
+
 def evaluate_uploads(context: dg.SensorEvaluationContext, store: ObjectStore, settings: SensorSettings) -> dg.SensorResult:
     cursor = _upload_cursor(context.cursor)
     told = Told(_json_cursor(context.cursor).get("told"))
+    if cursor["memory"] is not None:  # Dagster stored this cursor: its generation's runs were requested
+        upload_memory.commit(context.instance, cursor["memory"])
+    generation, memory = upload_memory.load(context.instance, cursor["memory"])
     started = time.monotonic()
     outcomes: list[_Outcome] = []
-    listed = 0
+    listed = unchanged = 0
+    listed_keys: set[str] = set()
+    whole_pass = cursor["start_after"] is None
+    pages = store.list_pages(UPLOADS, start_after=cursor["start_after"], page_size=settings.page_size)
     for _ in range(settings.pages_per_tick):
-        page = store.list_page(UPLOADS, start_after=cursor["start_after"], limit=settings.page_size)
+        page = next(pages)
         listed += len(page.objects) + len(page.refused)
         outcomes += [_Outcome(r.key, skip=r.reason) for r in page.refused]  # links, FIFOs, odd names: never read
         by_key = {o.key: o for o in page.objects}
+        listed_keys.update(by_key)
         page_end = page.objects[-1].key if page.objects and page.next_start_after is not None else None
         candidates, shadowed = _newest_per_product(page.objects)
         outcomes += shadowed
-        outcomes += _parallel(lambda o: _check_upload(store, o, by_key, page_end), candidates, settings.workers)
+        changed = []
+        for o in candidates:
+            same, sidecar = _unchanged(store, o, memory, by_key, page_end)
+            if same:
+                unchanged += 1
+            else:
+                changed.append((o, sidecar))
+        outcomes += _parallel(lambda c: _check_upload(store, c[0], by_key, page_end, c[1]), changed, settings.workers)
         if page.next_start_after is None:  # pass complete: start over next tick to see re-uploads
             cursor = {"start_after": None, "passes": cursor["passes"] + 1}
             break
-        cursor["start_after"] = page.next_start_after
+        cursor = {**cursor, "start_after": page.next_start_after}
         if time.monotonic() - started > settings.tick_seconds:
+            whole_pass = False
             break
+    else:
+        whole_pass = False
 
-    requests: dict[str, dg.RunRequest] = {}
+    wanted: dict[str, Wanted] = {}
+    remembered = dict(memory)
+    errors = skipped = 0
     for o in outcomes:
         if o.error:
+            errors += 1
             context.log.error(f"upload {shown(o.key)!r}: {o.error}")
-        elif o.skip and not o.quiet:
-            if told.first(o.key, o.skip):  # once, not on every pass over the listing
+        elif o.skip:
+            skipped += not o.quiet
+            if not o.quiet and told.first(o.key, o.skip):  # once, not on every pass over the listing
                 context.log.info(f"upload {shown(o.key)!r} skipped: {o.skip}")
-        elif o.run_key and o.run_key not in requests:
-            requests[o.run_key] = dg.RunRequest(run_key=o.run_key, partition_key=o.pid,
-                                                tags={"adgen/source": "upload", "adgen/upload": o.key})
+            if o.seen:  # requested by a catalog: nothing to do until it changes
+                remembered[o.key] = o.seen
+        elif o.run_key and o.pid not in wanted:
+            wanted[o.pid] = Wanted(o.pid, o.key, o.run_key)
+            remembered[o.key] = o.seen
+    if whole_pass and cursor["start_after"] is None:  # a whole pass in one tick: forget deleted uploads
+        remembered = {k: v for k, v in remembered.items() if k in listed_keys}
+
+    new_keys, requests = (plan(list(wanted.values()), context.instance.get_dynamic_partitions(PARTITIONS),
+                               get_settings().batch_size) if wanted else ([], []))
+    memory_generation = (upload_memory.save(context.instance, generation, remembered) if remembered != memory
+                         else generation)
     registered = sum(o.registered for o in outcomes)
-    errors = sum(bool(o.error) for o in outcomes)
-    context.log.info(f"listed {listed} objects under {UPLOADS} in {time.monotonic() - started:.2f}s: "
-                     f"{len(requests)} run requests, {registered} uploads registered, {errors} errors; "
-                     f"next tick starts after {cursor['start_after']!r}")
-    partitions = _partition_requests(context, (r.partition_key for r in requests.values()))
-    skip = None if requests or partitions else f"no uploads to process among {listed} objects in {store.uri('uploads')}"
-    return dg.SensorResult(run_requests=list(requests.values()), dynamic_partitions_requests=partitions,
-                           cursor=json.dumps({**cursor, **({"told": told.dump()} if told.dump() else {})}),
-                           skip_reason=skip)
+    context.log.info(f"listed {listed} objects under {UPLOADS} in {time.monotonic() - started:.2f}s: {unchanged} unchanged, "
+                     f"{len(wanted)} new or changed in {len(requests)} run request(s), {registered} registered, "
+                     f"{skipped} ignored (each reason logged once), {errors} errors; next tick starts after {shown(cursor['start_after'] or '')!r}")
+    partitions = [dg.AddDynamicPartitionsRequest(PARTITIONS, new_keys)] if new_keys else []
+    skip = None if requests else f"no uploads to process among {listed} objects in {store.uri('uploads')}"
+    state = {**cursor, "memory": memory_generation, **({"told": told.dump()} if told.dump() else {})}
+    return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=partitions,
+                           cursor=json.dumps(state), skip_reason=skip)
 
 
 @dg.sensor(

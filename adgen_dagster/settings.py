@@ -59,13 +59,16 @@ class SensorSettings(BaseModel):
 
     running: bool = Field(True, description="Start the upload and catalog sensors running (ADGEN_SENSOR__RUNNING=false "
                           "to leave them stopped until switched on in the UI).")
-    interval_seconds: int = Field(30, ge=5, le=3600, description="Seconds between upload sensor ticks (ADGEN_SENSOR__INTERVAL_SECONDS).")
+    interval_seconds: int = Field(10, ge=5, le=3600, description="Seconds between upload sensor ticks "
+                                  "(ADGEN_SENSOR__INTERVAL_SECONDS). A tick costs the listing of uploads/ (on S3 one LIST "
+                                  "request per 1000 objects): raise it for very large buckets.")
     catalog_interval_seconds: int = Field(60, ge=5, le=3600, description="Seconds between catalog sensor ticks "
                                           "(ADGEN_SENSOR__CATALOG_INTERVAL_SECONDS).")
     page_size: int = Field(1000, ge=1, le=1000, description="Objects per listing call; S3 returns at most 1000 "
                            "(ADGEN_SENSOR__PAGE_SIZE).")
-    pages_per_tick: int = Field(1, ge=1, le=100, description="Listing pages one upload sensor tick reads before it "
-                                "hands over to the next tick (ADGEN_SENSOR__PAGES_PER_TICK).")
+    pages_per_tick: int = Field(100, ge=1, le=10_000, description="Listing pages one upload sensor tick reads before it "
+                                "hands over to the next tick (ADGEN_SENSOR__PAGES_PER_TICK); unchanged uploads cost only "
+                                "their listing, so a tick can go over 100,000 of them.")
     tick_seconds: float = Field(30.0, gt=0, description="Time after which a tick stops reading further pages, well "
                                 "inside Dagster's 60 s sensor timeout (ADGEN_SENSOR__TICK_SECONDS).")
     workers: int = Field(8, ge=1, le=64, description="Parallel store calls within one tick (ADGEN_SENSOR__WORKERS).")

@@ -7,6 +7,8 @@ import dagster as dg
 # `backfill_policy=` on @asset is marked beta in Dagster 1.13; say so once here, not per asset.
 warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
 warnings.filterwarnings("ignore", message="Parameter `resource_defs`", category=dg.BetaWarning)
+# Partitioned check specs (per-product check status, assets_defs/checks.py) are a preview feature.
+warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning)
 
 from assets_defs.ad_creatives import ad_creatives
 from assets_defs.analysis import analysis

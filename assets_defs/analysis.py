@@ -6,7 +6,7 @@ from adgen_dagster.imaging import analyze
 from adgen_dagster.imaging.analyze import AnalysisParams
 from adgen_dagster.partitions import products_partitions
 from adgen_dagster.settings import get_settings
-from assets_defs.checks import ANALYSIS_SCHEMA, analysis_schema_result, worst
+from assets_defs.checks import ANALYSIS_SCHEMA, analysis_schema_result, check_spec, per_product_evaluations
 from assets_defs.common import materialize_stage, run_metadata, stage_metadata
 from assets_defs.config import backend_fields, configured_backend, stage_config, to_params
 from assets_defs.run_config import rule, starting
@@ -32,7 +32,7 @@ rule("analysis", AnalysisConfig, AnalysisParams, "analyzer")
     resource_defs={"gpu": GPU},
     code_version=analyze.VERSION,
     kinds={"json"},
-    check_specs=[dg.AssetCheckSpec(ANALYSIS_SCHEMA, asset="analysis", description="analysis.json validates against the Analysis schema.")],
+    check_specs=[check_spec(ANALYSIS_SCHEMA, "analysis", "analysis.json validates against the Analysis schema.")],
     description="Tone, brightness, main colours, mood, product box, the recommended text zone and "
     "text colour with its WCAG contrast (schema: schemas/analysis.schema.json).",
 )
@@ -46,9 +46,10 @@ def analysis(context: dg.AssetExecutionContext, config: AnalysisConfig, store: S
         compute=lambda pid: compute,
         backend=backend,
     )
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata=run_metadata({
             pid: stage_metadata(store, pid, r, "analysis.json", analyze.VERSION, config.backend) for pid, r in results.items()
         }),
-        check_results=[worst([analysis_schema_result(r.metadata["analysis"], pid) for pid, r in results.items()])],
     )
+    yield from per_product_evaluations(context, "analysis", {
+        pid: analysis_schema_result(r.metadata["analysis"], pid) for pid, r in results.items()})

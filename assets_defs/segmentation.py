@@ -7,7 +7,8 @@ from adgen_dagster.imaging.segment import SegmentParams
 from adgen_dagster.partitions import products_partitions
 from adgen_dagster.settings import get_settings
 from adgen_dagster.imaging.segment_gate import CutoutRejected
-from assets_defs.checks import CUTOUT_QUALITY, MASK_COVERAGE, cutout_quality_result, mask_coverage_result, worst
+from assets_defs.checks import (CUTOUT_QUALITY, MASK_COVERAGE, check_spec, cutout_quality_result, mask_coverage_result,
+                                per_product_evaluations)
 from assets_defs.common import materialize_stage, run_metadata, stage_metadata
 from assets_defs.config import backend_fields, configured_backend, stage_config, to_params
 from assets_defs.run_config import rule, starting
@@ -34,9 +35,9 @@ rule("segmentation", SegmentConfig, SegmentParams, "segmenter")
                      description="The product cut out: RGBA, foreground colours re-estimated so no fringe of the old background remains."),
         dg.AssetSpec("mask", deps=["product_image"], kinds={"image"}, description="The product's soft alpha mask (0-255)."),
     ],
-    check_specs=[dg.AssetCheckSpec(MASK_COVERAGE, asset="mask", description="Mask covers between 0.5% and 99% of the image."),
-                 dg.AssetCheckSpec(CUTOUT_QUALITY, asset="mask", description="The cut-out can be trusted: not nothing or a speck, "
-                                   "the model was confident, the product is not cut off by the frame (else the product fails here).")],
+    check_specs=[check_spec(MASK_COVERAGE, "mask", "Mask covers between 0.5% and 99% of the image."),
+                 check_spec(CUTOUT_QUALITY, "mask", "The cut-out can be trusted: not nothing or a speck, the model was "
+                            "confident, the product is not cut off by the frame (else the product fails here).")],
     partitions_def=products_partitions,
     group_name="adgen",
     backfill_policy=dg.BackfillPolicy.multi_run(get_settings().batch_size),
@@ -58,8 +59,9 @@ def segmentation(context: dg.AssetExecutionContext, config: SegmentConfig, store
     try:
         results = materialize_stage(context, store, "segmentation", segment.VERSION, params, compute=compute, backend=backend)
     except dg.Failure:
-        if rejected:  # the gate's reasons also go on the check, before the step fails
-            yield cutout_quality_result(rejected)
+        if rejected:  # the gate's reasons also go on the check, each on its product's partition, before the step fails
+            yield from per_product_evaluations(context, "mask", {pid: cutout_quality_result(why, pid)
+                                                                 for pid, why in rejected.items()}, materialized=False)
         raise
     v = segment.VERSION
     yield dg.MaterializeResult(asset_key="nobg_image", metadata=run_metadata({
@@ -73,9 +75,10 @@ def segmentation(context: dg.AssetExecutionContext, config: SegmentConfig, store
                   "preview": dg.MetadataValue.md(r.metadata["mask_preview"])}
             for pid, r in results.items()
         }),
-        check_results=[worst([mask_coverage_result(r.metadata["coverage"], pid) for pid, r in results.items()]),
-                       cutout_quality_result({pid: "" for pid in results})],
     )
+    yield from per_product_evaluations(context, "mask", {
+        pid: mask_coverage_result(r.metadata["coverage"], pid) for pid, r in results.items()})
+    yield from per_product_evaluations(context, "mask", {pid: cutout_quality_result("", pid) for pid in results})
 
 
 def _photo_name(store: StoreResource, pid: str) -> str:

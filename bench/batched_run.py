@@ -24,6 +24,7 @@ BAR = 1.20
 def bare_core(uploads, root: Path) -> float:
     from adgen_dagster.cli.run import Job, run_one, stage_chain
     from adgen_dagster.settings import get_settings
+    from resources.io import encode_files
     from resources.object_store import LocalObjectStore
     from resources.products import product_key
 
@@ -35,8 +36,8 @@ def bare_core(uploads, root: Path) -> float:
     for name, data in uploads:
         path = src / name
         path.write_bytes(data)
-        res = run_one(Job(name, name, path), chain, None, lambda i, s: None)
-        for fname, blob in res.files.items():
+        res = run_one(Job(name, name, path), chain, None, lambda i, s: None, get_settings().decode.max_bytes)
+        for fname, blob in encode_files(res.files).items():
             if fname not in ("upload", "sidecar", "product_id"):
                 store.put(product_key(res.pid, fname), blob)
     return time.perf_counter() - t0

@@ -99,10 +99,15 @@ class ResultCache:
         """Write the entry once; False when another writer already committed this key."""
         if not self.enabled:
             return False
-        digests = {}
-        for name, data in outputs.items():
-            digests[name] = sha256_hex(data)
-            self.store.put_if_absent(self._blob(stage, digests[name]), data)
+        digests = {name: sha256_hex(data) for name, data in outputs.items()}
+        blobs = [(self._blob(stage, digests[name]), data) for name, data in outputs.items()]
+        if len(blobs) > 1:  # written at once: their disk syncs (or S3 round trips) overlap
+            from resources.io import encoder_pool
+
+            list(encoder_pool().map(lambda blob: self.store.put_if_absent(*blob), blobs))
+        else:
+            for blob in blobs:
+                self.store.put_if_absent(*blob)
         manifest = {"stage": stage, "key": key, "outputs": digests, "metadata": dict(metadata or {})}
         return self.store.put_if_absent(
             self._manifest(stage, key), json.dumps(manifest, sort_keys=True, default=str).encode("utf-8")

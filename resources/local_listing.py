@@ -45,7 +45,7 @@ def _kind(entry: os.DirEntry) -> str:
     return "other"
 
 
-def _walk_fd(fd: int, rel: str) -> Iterator[tuple[str, str]]:
+def _walk_fd(fd: int, rel: str, with_stat: bool = False) -> Iterator[tuple]:
     with os.scandir(fd) as it:
         entries = list(it)
     for entry in entries:
@@ -63,13 +63,17 @@ def _walk_fd(fd: int, rel: str) -> Iterator[tuple[str, str]]:
                     yield key, "other"
                     continue
                 try:
-                    yield from _walk_fd(sub, key)
+                    yield from _walk_fd(sub, key, with_stat)
                 finally:
                     os.close(sub)
                 continue
             if name.startswith(".") and name.endswith(".part"):
                 continue  # in-flight atomic write
-            yield key, _kind(entry)
+            kind = _kind(entry)
+            if not with_stat:
+                yield key, kind
+            else:  # the file's status through this folder's descriptor, never following a link
+                yield key, kind, (os.stat(name, dir_fd=fd, follow_symlinks=False) if kind == "file" else None)
         except FileNotFoundError:  # gone between listing and looking
             continue
 
@@ -79,5 +83,15 @@ def walk(root: str, head: str) -> Iterator[tuple[str, str]]:
     try:
         with safe_files.open_dir(root, head.split("/") if head else [], head or ".") as fd:
             yield from _walk_fd(fd, head)
+    except (ObjectNotFound, FileNotFoundError):
+        return
+
+
+def walk_with_stat(root: str, head: str) -> Iterator[tuple[str, str, "os.stat_result | None"]]:
+    """As `walk`, with each regular file's status taken during the walk (one `fstatat` per file,
+    through the folder's descriptor): a whole listing costs one pass over the tree."""
+    try:
+        with safe_files.open_dir(root, head.split("/") if head else [], head or ".") as fd:
+            yield from _walk_fd(fd, head, with_stat=True)
     except (ObjectNotFound, FileNotFoundError):
         return

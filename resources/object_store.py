@@ -18,6 +18,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,10 +38,19 @@ def shown(key: str) -> str:
     return key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+# Keys without a surrogate escape, control character or backslash (the common case, checked in C):
+_NO_BAD_CHARACTER = re.compile("[^\x00-\x1f\x7f-\x9f\\\\\udc80-\udcff]+")
+
+
+_DOT_SEGMENT = re.compile(r"(?:^|/)\.\.?(?:/|$)")
+
+
 def key_problem(key: str) -> Optional[str]:
     """Why `key` is not a plain relative path, in words; None when it is one."""
     if not key:
         return "the key is empty"
+    if _NO_BAD_CHARACTER.fullmatch(key):
+        return _path_problem(key)
     if any(0xDC80 <= ord(c) <= 0xDCFF for c in key):
         return "the name is not valid UTF-8"
     bad = next((c for c in key if ord(c) in _CONTROL), None)
@@ -48,11 +58,15 @@ def key_problem(key: str) -> Optional[str]:
         return f"the name holds the control character {bad!r}"
     if "\\" in key:
         return "the name holds a backslash"
+    return _path_problem(key)
+
+
+def _path_problem(key: str) -> Optional[str]:
     if key.startswith("/"):
         return "it is an absolute path"
     if key.endswith("/"):
         return "it ends with '/' (a folder marker)"
-    if any(p in ("", ".", "..") for p in key.split("/")):
+    if "//" in key or _DOT_SEGMENT.search(key):
         return "it has an empty, '.' or '..' path segment"
     return None
 
@@ -134,13 +148,17 @@ class ObjectStore(abc.ABC):
             return None
 
     def list(self, prefix: str, page_size: int = 1000) -> Iterator[ObjectInfo]:
-        start = None
-        while True:
-            page = self.list_page(prefix, start_after=start, limit=page_size)
+        for page in self.list_pages(prefix, page_size=page_size):
             yield from page.objects
+
+    def list_pages(self, prefix: str, start_after: str | None = None, page_size: int = 1000) -> Iterator[ListPage]:
+        """`list_page` after `list_page` to the end of the listing (stop early by not asking for more)."""
+        while True:
+            page = self.list_page(prefix, start_after=start_after, limit=page_size)
+            yield page
             if page.next_start_after is None:
                 return
-            start = page.next_start_after
+            start_after = page.next_start_after
 
 
 class LocalObjectStore(ObjectStore):
@@ -264,27 +282,30 @@ class LocalObjectStore(ObjectStore):
                           modified=max(st.st_mtime_ns, st.st_ctime_ns) / 1e9)
 
     def list_page(self, prefix: str, start_after: str | None = None, limit: int = 1000) -> ListPage:
+        return next(self.list_pages(prefix, start_after, limit))
+
+    def list_pages(self, prefix: str, start_after: str | None = None, page_size: int = 1000) -> Iterator[ListPage]:
+        """The pages of one walk over the folder: a whole listing costs one pass over the tree,
+        however many pages it has (each `list_page` call walks the tree again)."""
         self._check_root()
         head = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-        entries = sorted((k, t) for k, t in local_listing.walk(str(self.root), head) if k.startswith(prefix)
-                         and (start_after is None or k > start_after))
-        page = entries[:limit]
-        objects, refused = [], []
-        for key, entry_kind in page:
-            problem = key_problem(key)
-            if problem is not None:
-                refused.append(Refused(shown(key), f"invalid object key: {problem}"))
-                continue
-            try:
-                st = self._lstat(key) if entry_kind == "file" else None
-            except (NotAnObject, OSError) as exc:  # its folder was swapped for a link meanwhile: that entry only
-                refused.append(Refused(key, str(exc)))
-                continue
-            if st is not None and stat.S_ISREG(st.st_mode):
-                objects.append(self._info(key, st))
-            elif st is not None or entry_kind != "file":
-                refused.append(Refused(key, safe_files.kind(st.st_mode) if st is not None else local_listing.KINDS[entry_kind]))
-        return ListPage(objects, page[-1][0] if len(entries) > limit else None, refused)
+        entries = sorted((e for e in local_listing.walk_with_stat(str(self.root), head) if e[0].startswith(prefix)
+                          and (start_after is None or e[0] > start_after)), key=lambda e: e[0])
+        if not entries:
+            yield ListPage([], None, [])
+            return
+        for at in range(0, len(entries), max(1, page_size)):
+            page = entries[at:at + page_size]
+            objects, refused = [], []
+            for key, entry_kind, st in page:
+                problem = key_problem(key)
+                if problem is not None:
+                    refused.append(Refused(shown(key), f"invalid object key: {problem}"))
+                elif st is not None and stat.S_ISREG(st.st_mode):
+                    objects.append(self._info(key, st))
+                else:
+                    refused.append(Refused(key, safe_files.kind(st.st_mode) if st is not None else local_listing.KINDS[entry_kind]))
+            yield ListPage(objects, page[-1][0] if at + page_size < len(entries) else None, refused)
 
     def delete(self, key: str) -> None:
         try:

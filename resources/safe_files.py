@@ -141,8 +141,11 @@ def temp_name(name: str) -> str:
     return f".{stem}.{secrets.token_hex(4)}.part"
 
 
-def write_new(dir_fd: int, name: str, data: bytes, xattrs: Optional[dict[str, bytes]] = None, mode: int = 0o600) -> None:
+def write_new(dir_fd: int, name: str, data: bytes, xattrs: Optional[dict[str, bytes]] = None, mode: int = 0o666) -> None:
     """Create `name` (which must not exist) in the folder and write `data` durably.
+
+    Mode 0666 less the process's umask, as for any file a program writes (0644 under the usual
+    022): stored ads must be readable by a web server or a colleague.
 
     Extended attributes are set where the filesystem has them (silently skipped elsewhere).
     """

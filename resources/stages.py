@@ -1,8 +1,10 @@
 """Each stage as bytes in -> bytes out, with the cache around it.
 
-This is the one place that decides which product file a stage reads and writes and how
-it is encoded, so the Dagster assets, the command line and the benchmarks produce
-byte-identical outputs. `run_stage` wraps a stage's `compute` with the content-addressed
+This is the one place that decides which product file a stage reads and writes, and
+`resources.io` how each is encoded, so the Dagster assets, the command line and the
+benchmarks produce byte-identical outputs. A stage returns its images undecoded and
+`run_stage` encodes them (several at once); a caller that chains stages in memory
+(`adgen run`) hands the images on as they are and encodes them beside the next stage. `run_stage` wraps a stage's `compute` with the content-addressed
 cache: inputs are read from `products/<pid>/`, their digests and the stage's settings
 form the key, a hit skips the work entirely (no decode, no model), and the outputs are
 written back under `products/<pid>/` either way.
@@ -25,11 +27,11 @@ from adgen_dagster.imaging.details import MAX_DETAILS_BYTES, DetailsError, Produ
 from adgen_dagster.imaging.segment_gate import check_cutout
 from adgen_dagster.imaging.palette import product_colours
 from resources.cache import ResultCache, cache_key, sha256_hex
-from resources.io import decode_png, encode_json, encode_png, preview_markdown
+from resources.io import FileValue, decode_png, encode_files, encode_json, encoder_pool, preview_markdown
 from resources.object_store import ObjectStore, TooLarge
 from resources.products import product_key
 
-Files = dict[str, bytes]
+Files = dict[str, FileValue]  # product file name -> bytes, or an image not yet encoded (resources.io)
 Compute = Callable[[Files], tuple[Files, dict[str, Any]]]
 
 # Metadata a computation measures about itself; not repeated when its result is reused.
@@ -101,15 +103,30 @@ def run_stage(
         t = time.perf_counter()
         written, metadata = compute(files)
         timings["compute"] = _ms(t)
+        t = time.perf_counter()
+        written = encode_files(written)
+        timings["encode"] = _ms(t)
         status = "miss" if cache.enabled else "off"
         if not cache.put(stage, key, written, metadata) and cache.enabled:
             written, metadata = _committed(cache, stage, key, written, metadata)
     t = time.perf_counter()
-    for name, data in written.items():
-        store.put(product_key(pid, name), data, CONTENT_TYPES.get(name[name.rfind("."):]))
+    put_all(store, {product_key(pid, name): data for name, data in written.items()})
     timings["write"] = _ms(t)
     return StageResult(stage, key, status, written, metadata, timings,
                        settings_key(stage, version, params, backend, backend_params))
+
+
+def put_all(store: ObjectStore, objects: Mapping[str, bytes]) -> None:
+    """Write several objects at once (their disk syncs or S3 round trips overlap); errors propagate."""
+    def put(item: tuple[str, bytes]) -> None:
+        key, data = item
+        store.put(key, data, CONTENT_TYPES.get(key[key.rfind("."):]))
+
+    if len(objects) > 1:
+        list(encoder_pool().map(put, objects.items()))
+    else:
+        for item in objects.items():
+            put(item)
 
 
 def _committed(cache: ResultCache, stage: str, key: str, written: Files, metadata: dict) -> tuple[Files, dict]:
@@ -183,7 +200,7 @@ def product_image(params: decode.DecodeParams, file_name: str) -> Compute:
         sidecar = files.get("sidecar") or None
         details = parse_details(sidecar, source=file_name + ".json")
         return (
-            {"product_image.png": encode_png(img), "details.json": encode_json(details.model_dump(mode="json"))},
+            {"product_image.png": img, "details.json": encode_json(details.model_dump(mode="json"))},
             {"width": img.width, "height": img.height, "mode": img.mode, "upload_bytes": len(files["upload"]),
              "sidecar": "yes" if sidecar else "no (defaults)", "headline": details.display_headline,
              "preview": preview_markdown(img)},
@@ -211,7 +228,7 @@ def segmentation(params: segment.SegmentParams, backend: "str | Backend", file_n
     def outputs(cut: segment.Cutout) -> tuple[Files, dict]:
         check_cutout(cut, params, file_name)
         return (
-            {"nobg_image.png": encode_png(cut.rgba), "mask.png": encode_png(cut.mask)},
+            {"nobg_image.png": cut.rgba, "mask.png": cut.mask},
             {"width": cut.rgba.width, "height": cut.rgba.height,
              "coverage": round(float(np.asarray(cut.mask, dtype=np.float32).mean() / 255.0), 5),
              "preview": preview_markdown(cut.rgba), "mask_preview": preview_markdown(cut.mask),
@@ -242,7 +259,7 @@ def background(params: backdrop.BackdropParams, backend: "str | Backend") -> Com
         seed = details.seed_for(files["product_id"].decode("utf-8"))
         img = render(details, colours, params, seed=seed)
         return (
-            {"background.png": encode_png(img)},
+            {"background.png": img},
             {"width": img.width, "height": img.height, "seed": seed, "product_colours": ", ".join(colours),
              "style": details.style or "(none)", "preview": preview_markdown(img), **render.last_metadata()},
         )
@@ -254,7 +271,7 @@ def composite_stage(params: composite.CompositeParams) -> Compute:
     def compute(files: Files) -> tuple[Files, dict]:
         placed = composite.composite(decode_png(files["nobg_image.png"]), decode_png(files["background.png"]), params)
         return (
-            {"composite.png": encode_png(placed.image), "composite_mask.png": encode_png(placed.mask)},
+            {"composite.png": placed.image, "composite_mask.png": placed.mask},
             {"width": placed.image.width, "height": placed.image.height, "placement": params.placement,
              "product_box": list(placed.box), "scale": round(placed.scale, 4), "preview": preview_markdown(placed.image)},
         )
@@ -267,7 +284,7 @@ def retouch_stage(params: retouch.RetouchParams) -> Compute:
         img = retouch.retouch(decode_png(files["composite.png"]), decode_png(files["composite_mask.png"]),
                               decode_png(files["background.png"]), params)
         return (
-            {"retouched.png": encode_png(img)},
+            {"retouched.png": img},
             {"width": img.width, "height": img.height, "brightness": params.brightness, "contrast": params.contrast,
              "preview": preview_markdown(img)},
         )
@@ -302,7 +319,7 @@ def ad_creatives(params: ads.AdParams) -> Compute:
         )
         out: Files = {}
         for c in creatives:
-            out[f"ads/{c.size_name}.png"] = encode_png(c.png)
+            out[f"ads/{c.size_name}.png"] = c.png
             out[f"ads/{c.size_name}.html"] = c.html.encode("utf-8")
         square = next((c for c in creatives if c.png.width == c.png.height), creatives[0])
         return out, {

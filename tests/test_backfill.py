@@ -51,6 +51,7 @@ def test_shipped_dagster_yaml_loads_with_gpu_pool_limit_and_run_monitoring(tmp_p
         assert instance.run_monitoring_max_resume_run_attempts == 0
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
         assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 2
+        assert instance.run_coordinator.dequeue_interval_seconds == 1
         assert not instance.telemetry_enabled
 
 

@@ -200,12 +200,13 @@ def test_gate_reason_of_a_blank_photo_through_auto():
 # ---------------------------------------------------------------- through Dagster
 
 
-def test_untrustworthy_cut_out_fails_its_product_at_segmentation_with_the_reason_on_the_check(
+def test_untrustworthy_cut_out_fails_its_product_at_segmentation_with_the_reason_on_its_partitions_check(
         store, store_resource, instance, add_product):
     import dagster as dg
 
     from assets_defs import PIPELINE_ASSETS
     from tests.imagegen import blank
+    from tests.test_check_partitions import check_statuses
 
     good = add_product("a-mug.jpg")
     bad = add_product("b blank shelf.png", data=blank((320, 240)))
@@ -221,7 +222,9 @@ def test_untrustworthy_cut_out_fails_its_product_at_segmentation_with_the_reason
             "no product found to cut out") in msg
     assert "1 of 2 products in this batch failed" in msg
     [check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "cutout_quality"]
-    assert not check.passed and f"product {bad}: b blank shelf.png: no trustworthy" in (check.description or "")
+    assert check.partition == bad and not check.passed  # one result, on the bad product's own partition
+    assert (check.description or "").startswith(f"product {bad}: b blank shelf.png: no trustworthy cut-out")
+    assert check_statuses(instance)["cutout_quality"] == {"passed": [], "failed": [bad]}  # as the UI shows it
     assert store.get_or_none(f"products/{good}/nobg_image.png") is not None  # the good one is done
     for name in ("nobg_image.png", "mask.png", "composite.png"):  # nothing downstream for the bad one
         assert store.get_or_none(f"products/{bad}/{name}") is None

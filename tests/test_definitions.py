@@ -24,6 +24,7 @@ def test_definitions_load_and_graph_matches_design():
     assert {"nobg_image", "background"} <= parents("composite")
     assert "composite" in parents("retouched") and "retouched" in parents("analysis")
     assert parents("ad_creatives") == {"retouched", "analysis"}
+    assert not graph.get(dg.AssetKey("mask")).child_keys  # a leaf: composite uses nobg_image's alpha (README graph)
     for key in graph.get_all_asset_keys():
         assert graph.get(key).partitions_def.name == "products"
     job = defs.resolve_job_def("adgen_pipeline")
@@ -54,3 +55,11 @@ def test_the_cpu_path_never_imports_torch():
             "print(sorted(m for m in ('torch', 'transformers', 'diffusers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_every_job_of_the_location_runs_in_process():
+    """The implicit asset job (UI Materialize, Catalog backfills) too, not only adgen_pipeline."""
+    implicit = defs.resolve_implicit_global_asset_job_def()
+    assert implicit.executor_def.name == "in_process"
+    for job in defs.resolve_all_job_defs():
+        assert job.executor_def.name == "in_process", job.name

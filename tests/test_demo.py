@@ -8,6 +8,9 @@ from PIL import Image
 
 from adgen_dagster.demo import sample_catalog
 from adgen_dagster.product_ids import product_id_for
+from adgen_dagster.sensors import upload_sensor
+from adgen_dagster.settings import get_settings
+from resources.store_resource import StoreResource
 from tests.conftest import REPO
 
 
@@ -33,4 +36,9 @@ def test_demo_materializes_every_sample(tmp_path):
     with dg.DagsterInstance.from_config(str(tmp_path / "home")) as inst:
         assert set(inst.get_dynamic_partitions("products")) == {product_id_for(r["upload"]) for r in catalog}
         runs = inst.get_runs()
-        assert len(runs) == len(catalog) and all(r.is_success for r in runs)
+        assert len(runs) == -(-len(catalog) // get_settings().batch_size) and all(r.is_success for r in runs)
+        assert all(r.tags["dagster/sensor_name"] == "upload_sensor" and r.tags["dagster/run_key"] for r in runs)
+        # `make ui` afterwards: its upload sensor (no cursor yet) finds nothing to run
+        with dg.build_sensor_context(instance=inst, resources={"store": StoreResource(root=str(tmp_path / ".adgen"))}) as ctx:
+            tick = upload_sensor(ctx)
+        assert tick.run_requests == [] and tick.dynamic_partitions_requests == []

@@ -1,6 +1,6 @@
-"""End to end: the real `dagster dev` (webserver + daemon) driven over HTTP.
+"""End to end: the real `dg dev` (webserver + daemon) driven over HTTP.
 
-It starts `dagster dev` on 127.0.0.1 (a free port) with a temp DAGSTER_HOME holding the
+It starts `dg dev` (what `make ui` runs) on 127.0.0.1 (a free port) with a temp DAGSTER_HOME holding the
 repository's dagster.yaml and a temp local store, in its own session so that it (and only
 it) is stopped by process group at the end. Over GraphQL it checks the code location
 loaded with the 8 assets and the nightly schedule, registers three products (photos in
@@ -32,9 +32,9 @@ from resources.products import register_upload
 from tests.conftest import REPO
 from tests.imagegen import encode, product_photo
 
-DAGSTER = Path(sys.executable).with_name("dagster")
+DG = Path(sys.executable).with_name("dg")
 ASSETS = {"product_image", "nobg_image", "mask", "background", "composite", "retouched", "analysis", "ad_creatives"}
-pytestmark = pytest.mark.skipif(not DAGSTER.exists() and shutil.which("dagster") is None, reason="dagster CLI not installed")
+pytestmark = pytest.mark.skipif(not DG.exists() and shutil.which("dg") is None, reason="dg CLI (dagster-dg-cli) not installed")
 
 # Small outputs keep the runs short; nothing else differs from a default install.
 FAST = {
@@ -70,7 +70,7 @@ def wait_for(what: str, fn, timeout: float, proc: subprocess.Popen, log: Path, e
     last = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"dagster dev exited ({proc.returncode}) waiting for {what}:\n{log.read_text()[-4000:]}")
+            pytest.fail(f"dg dev exited ({proc.returncode}) waiting for {what}:\n{log.read_text()[-4000:]}")
         try:
             last = fn()
             if last:
@@ -89,7 +89,7 @@ def dagster_dev(tmp_path):
     port = free_port()
     env = {**os.environ, **FAST, "DAGSTER_HOME": str(home), "ADGEN_STORE__ROOT": str(store_root),
            "ADGEN_STORE__KIND": "local", "PYTHONUNBUFFERED": "1"}
-    cli = str(DAGSTER) if DAGSTER.exists() else shutil.which("dagster")
+    cli = str(DG) if DG.exists() else shutil.which("dg")
     with open(log, "wb") as out:
         proc = subprocess.Popen([cli, "dev", "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")],
                                 cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
@@ -97,7 +97,7 @@ def dagster_dev(tmp_path):
         yield proc, GraphQL(f"http://127.0.0.1:{port}/graphql"), LocalObjectStore(store_root), log
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # its own session: this stops dagster dev and its children only
+            os.killpg(proc.pid, signal.SIGTERM)  # its own session: this stops dg dev and its children only
             try:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -126,6 +126,9 @@ LAUNCH_BACKFILL = """mutation($params: LaunchBackfillParams!) { launchPartitionB
 
 RUNS = """query($backfill: String!) { runsOrError(filter: {tags: [{key: "dagster/backfill", value: $backfill}]}) {
   ... on Runs { results { runId status tags { key value } } } } }"""
+
+RUN_ENGINE_EVENTS = """query($runId: ID!) { logsForRun(runId: $runId) { ... on EventConnection {
+  events { __typename ... on EngineEvent { message } } } } }"""
 
 PARTITION_STATS = """query($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) {
   ... on AssetNode { partitionStats { numMaterialized numPartitions numFailed } } } }"""
@@ -174,6 +177,11 @@ def test_dagster_dev_backfill_and_upload_sensor_over_graphql(dagster_dev):
     tags = [{t["key"]: t["value"] for t in r["tags"]} for r in runs]
     ranges = sorted((t["dagster/asset_partition_range_start"], t["dagster/asset_partition_range_end"]) for t in tags)
     assert ranges == [(pids[0], pids[1]), (pids[2], pids[2])]
+    for run in runs:  # the UI's backfill runs the implicit asset job: one process, no subprocess per step
+        engine = [e["message"] for e in gql(RUN_ENGINE_EVENTS, runId=run["runId"])["logsForRun"]["events"]
+                  if e["__typename"] == "EngineEvent"]
+        assert any(m.startswith("Executing steps in process") for m in engine), engine
+        assert not any("Launching subprocess" in m or "multiprocess" in m for m in engine), engine
     for asset in ASSETS:
         stats = gql(PARTITION_STATS, path=[asset])["assetNodeOrError"]["partitionStats"]
         assert stats == {"numMaterialized": 3, "numPartitions": 3, "numFailed": 0}, asset

@@ -23,11 +23,13 @@ JPEG = encode(product_photo((32, 24)), "JPEG", quality=80)
 
 @pytest.fixture(autouse=True)
 def small_ticks(monkeypatch):
-    """Small pages so a few dozen uploads take several ticks (and several S3 pages)."""
+    """Small pages so a few dozen uploads take several ticks (and several S3 pages); one product
+    per run, so each request is one product's (batching: tests/test_upload_batches.py)."""
     st = get_settings().sensor
     monkeypatch.setattr(st, "page_size", 10)
     monkeypatch.setattr(st, "pages_per_tick", 1)
     monkeypatch.setattr(st, "workers", 4)
+    monkeypatch.setattr(get_settings(), "batch_size", 1)
     return st
 
 
@@ -83,7 +85,7 @@ def test_definitions_load_with_sensors(store_resource):
         sensor = repo.get_sensor_def(s.name)
         assert sensor.job_name == "adgen_pipeline"
         assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
-        assert sensor.minimum_interval_seconds >= 30
+        assert sensor.minimum_interval_seconds >= 10
 
 
 def test_first_tick_registers_and_requests(resource, instance):
@@ -105,7 +107,7 @@ def test_first_tick_registers_and_requests(resource, instance):
     assert json.loads(store.get("products/mug/upload.json")) == {"upload": "uploads/mug.png", "version": b.version}
     assert store.info("products/notes/upload.json") is None and store.info("products/empty/upload.json") is None
     cursor = json.loads(result.cursor)
-    assert {k: cursor[k] for k in ("start_after", "passes")} == {"start_after": None, "passes": 1}
+    assert {k: cursor[k] for k in ("start_after", "passes", "memory")} == {"start_after": None, "passes": 1, "memory": 1}
     assert len(cursor["told"]) == 2  # the two skips, reported once (not again on the next pass)
     assert all(r.tags["adgen/source"] == "upload" for r in result.run_requests)
 
@@ -124,12 +126,12 @@ def test_pagination_across_ticks_then_wraps(resource, instance):
         cursor = result.cursor
         cursors.append(json.loads(cursor))
     assert len(seen) == 25
-    assert cursors == [{"start_after": "uploads/p09.jpg", "passes": 0},
-                       {"start_after": "uploads/p19.jpg", "passes": 0},
-                       {"start_after": None, "passes": 1}]
-    again = tick(upload_sensor, instance, resource, cursor)  # wrapped to the start: same keys
-    assert run_keys(again) == {k: seen[k] for k in sorted(seen)[:10]}
-    assert json.loads(again.cursor) == {"start_after": "uploads/p09.jpg", "passes": 1}
+    assert cursors == [{"start_after": "uploads/p09.jpg", "passes": 0, "memory": 1},
+                       {"start_after": "uploads/p19.jpg", "passes": 0, "memory": 2},
+                       {"start_after": None, "passes": 1, "memory": 3}]
+    again = tick(upload_sensor, instance, resource, cursor)  # wrapped to the start: nothing asked twice
+    assert run_keys(again) == {} and again.dynamic_partitions_requests == []
+    assert json.loads(again.cursor) == {"start_after": "uploads/p09.jpg", "passes": 1, "memory": 3}
 
 
 def test_reupload_reruns_duplicate_does_not(resource, instance):
@@ -138,7 +140,7 @@ def test_reupload_reruns_duplicate_does_not(resource, instance):
     first = tick(upload_sensor, instance, resource)
     record = store.info("products/lamp/upload.json")
     second = tick(upload_sensor, instance, resource, first.cursor)
-    assert run_keys(second) == run_keys(first)  # same object: same run key, Dagster launches it once
+    assert run_keys(second) == {}  # the same object is never asked for again
     assert store.info("products/lamp/upload.json").version == record.version  # not rewritten
     new = put(store, "uploads/lamp.jpg", encode(product_photo((40, 30), seed=1), "JPEG"))
     third = tick(upload_sensor, instance, resource, second.cursor)

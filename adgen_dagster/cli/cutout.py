@@ -130,7 +130,7 @@ def cutout(
         from adgen_dagster.cli._app import load_settings
         from adgen_dagster.imaging.decode import decode_upload
         from adgen_dagster.imaging.segment_gate import check_cutout
-        from resources.io import encode_png
+        from resources.io import encode_output
 
         settings = load_settings(segmenter=segmenter)
         segment = get_segmenter(settings.segmenter)  # an unknown ADGEN_SEGMENTER fails here, naming it
@@ -154,7 +154,7 @@ def cutout(
                 data = read_stdin(cap) if item.src is None else read_named(item.src, item.label, cap)
                 photo = decode_upload(data, item.label, settings.decode)
                 cut = check_cutout(segment(photo, settings.segment), settings.segment, item.label)
-                png = encode_png(cut.mask if mask_only else cut.rgba)
+                png = encode_output("mask.png", cut.mask) if mask_only else encode_output("nobg_image.png", cut.rgba)
                 if item.dest is None:
                     sys.stdout.buffer.write(png)
                     sys.stdout.buffer.flush()

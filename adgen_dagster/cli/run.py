@@ -149,7 +149,10 @@ def with_headline(sidecar: Optional[bytes], source: str, headline: str) -> bytes
 
 
 def run_one(job: Job, chain, headline: Optional[str], on_stage: Callable[[int, str], None], max_bytes: int) -> Outcome:
-    """All stages for one photo, in memory; raises on the first failure (nothing is written)."""
+    """All stages for one photo, in memory; raises on the first failure (nothing is written).
+
+    Each stage gets the images the previous ones made as they are, not as PNG bytes to
+    decode (the same pixels: PNG is lossless); `res.files` holds them until written."""
     from adgen_dagster.product_ids import product_id_for
 
     res = Outcome(job, pid=product_id_for(job.upload_name))
@@ -209,7 +212,29 @@ def run(
             raise typer.Exit(EXIT_FAILED)
 
 
+def write_files(out_dir: Path, files: dict) -> list:
+    """Encode (PNG at each output's level) and write a product's files on the encoder threads; the futures."""
+    from resources.io import encode_output, encoder_pool
+
+    def one(name: str, value) -> None:
+        write_atomic(out_dir / name, encode_output(name, value))
+
+    return [encoder_pool().submit(one, name, value) for name, value in files.items()]
+
+
+@dataclass
+class _Pending:
+    """A photo whose stages are done and whose files are being encoded and written."""
+    res: Outcome
+    task: int
+    name: str
+    started: float
+    writes: list = field(default_factory=list)
+
+
 def process(jobs: list[Job], chain, headline, out: Path, quiet: bool, verbose: bool, max_bytes: int) -> list[Outcome]:
+    """Each photo's stages on this thread; its files are encoded and written on the encoder
+    threads while the next photo's stages run (zlib and file writes release the GIL)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -232,11 +257,40 @@ def process(jobs: list[Job], chain, headline, out: Path, quiet: bool, verbose: b
         else:
             progress.console.print(msg, soft_wrap=True, markup=False, highlight=False, emoji=False)
 
+    def failed(res: Outcome, exc: BaseException, task: int, name: str) -> Outcome:
+        if verbose:
+            import traceback
+
+            traceback.print_exception(exc)
+        job = res.job
+        msg = one_line(exc, verbose)
+        named = msg.startswith((job.label, job.name_in_errors))
+        res = Outcome(job, pid=res.pid, error=msg if named else f"{job.label}: {msg}")
+        emit(f"adgen run: {res.error}")
+        progress.update(task, description=f"{name}  FAILED")
+        return res
+
+    def finish(p: Optional[_Pending]) -> None:
+        if p is None:
+            return
+        res = p.res
+        try:
+            for f in p.writes:
+                f.result()
+            if res.ok:
+                progress.update(p.task, completed=steps, description=f"{p.name}  ok")
+        except Exception as exc:  # noqa: BLE001 - e.g. disk full: this photo failed, the others go on
+            res = failed(res, exc, p.task, p.name)
+        res.seconds = time.perf_counter() - p.started
+        outcomes.append(res)
+        progress.advance(overall)
+
     sources = Inputs()
     for job in jobs:
         sources.add(job.path, job.label)
     with progress:
         overall = progress.add_task(f"{len(jobs)} photo(s)", total=len(jobs))
+        pending: Optional[_Pending] = None
         for job in jobs:
             name = job.label if len(job.label) <= 40 else "..." + job.label[-37:]
             task = progress.add_task(name, total=steps)
@@ -244,33 +298,23 @@ def process(jobs: list[Job], chain, headline, out: Path, quiet: bool, verbose: b
             def on_stage(i: int, stage: str, task=task, name=name) -> None:
                 progress.update(task, completed=i, description=f"{name}  {stage}")
 
-            t0 = time.perf_counter()
+            current = _Pending(Outcome(job, pid=product_id_for(job.upload_name)), task, name, time.perf_counter())
             try:
-                pid = product_id_for(job.upload_name)
+                pid = current.res.pid
                 if pid in seen:
                     raise Failed(f"{job.label}: gives the product id {pid!r}, as {seen[pid]} does; rename one of them")
                 seen[pid] = job.label
-                res = run_one(job, chain, headline, on_stage, max_bytes)
+                current.res = run_one(job, chain, headline, on_stage, max_bytes)
                 on_stage(steps - 1, "write")
-                for fname in res.files:
-                    sources.guard(out / res.pid / fname, job.label)  # never over a photo being read
-                for fname, data in res.files.items():
-                    write_atomic(out / res.pid / fname, data)
-                res.ok = True
-                progress.update(task, completed=steps, description=f"{name}  ok")
+                for fname in current.res.files:
+                    sources.guard(out / current.res.pid / fname, job.label)  # never over a photo being read
+                current.writes = write_files(out / current.res.pid, current.res.files)
+                current.res.ok = True
             except Exception as exc:  # noqa: BLE001 - one line per failed photo; the others go on
-                if verbose:
-                    import traceback
-
-                    traceback.print_exc()
-                msg = one_line(exc, verbose)
-                named = msg.startswith((job.label, job.name_in_errors))
-                res = Outcome(job, pid=product_id_for(job.upload_name), error=msg if named else f"{job.label}: {msg}")
-                emit(f"adgen run: {res.error}")
-                progress.update(task, description=f"{name}  FAILED")
-            res.seconds = time.perf_counter() - t0
-            outcomes.append(res)
-            progress.advance(overall)
+                current.res = failed(current.res, exc, task, name)
+            finish(pending)  # the previous photo's files, written while this one ran
+            pending = current
+        finish(pending)
     return outcomes
 
 

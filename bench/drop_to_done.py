@@ -1,0 +1,99 @@
+"""Photos dropped into uploads/ with the webserver and daemon running, against `adgen run`.
+
+N distinct 1024-px photos (default 60), in one run of this script:
+1. `adgen run` on them (a new process, all stages, all files written): the baseline;
+2. `dg dev` (webserver + daemon, the shipped dagster.yaml, the sensors running as shipped),
+   waited on until the upload sensor has ticked once; then the photos are dropped into the
+   store's uploads/ (each written atomically, as `adgen upload` does). The time is from the
+   drop to the last of the sensor's runs succeeding, once every photo's product has a
+   successful run; every file `adgen run` wrote must be in the store with the same bytes.
+The sensor's runs are listed: how many, how many products each, and when they ran.
+
+    python bench/drop_to_done.py [--products 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from _dagster_dev import DagsterDev, adgen_run, load_text, same_outputs, write_photos
+from _util import print_table
+
+BAR = 1.3
+TICKS = """query($sel: InstigationSelector!) { instigationStateOrError(instigationSelector: $sel) {
+  ... on InstigationState { ticks(limit: 1) { status timestamp } } } }"""
+
+
+KEYS = """{ assetNodeOrError(assetKey: {path: ["product_image"]}) { ... on AssetNode { partitionKeys } } }"""
+
+
+def partition_keys(dev: DagsterDev) -> list[str]:
+    """The products in partition order (what a range run's start and end refer to)."""
+    return dev.gql(KEYS)["assetNodeOrError"]["partitionKeys"]
+
+
+def products_of(run: dict, order: list[str]) -> list[str]:
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    if "dagster/partition" in tags:
+        return [tags["dagster/partition"]]
+    start, end = tags.get("dagster/asset_partition_range_start"), tags.get("dagster/asset_partition_range_end")
+    if start in order and end in order:
+        return order[order.index(start):order.index(end) + 1]
+    return []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--products", type=int, default=60)
+    args = parser.parse_args()
+    from adgen_dagster.product_ids import product_id_for
+    from resources.object_store import LocalObjectStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        photos = write_photos(tmp / "photos", args.products)
+        load_before = load_text()
+        baseline = adgen_run(tmp / "photos", tmp / "adgen_out")
+        wanted = {product_id_for(p.name) for p in photos}
+
+        with DagsterDev(tmp / "dagster") as dev:
+            sel = {**dev.location, "name": "upload_sensor"}
+            dev.wait("the upload sensor's first tick",
+                     lambda: dev.gql(TICKS, sel=sel)["instigationStateOrError"].get("ticks"), 180)
+            store = LocalObjectStore(dev.store_root)
+            t0 = time.time()
+            for p in photos:
+                store.put(f"uploads/{p.name}", p.read_bytes())
+
+            def done():
+                runs = [r for r in dev.runs() if any(t["key"] == "dagster/sensor_name" for t in r["tags"])]
+                failed = [r for r in runs if r["status"] in ("FAILURE", "CANCELED")]
+                if failed:
+                    raise SystemExit(f"{len(failed)} sensor run(s) failed: {failed[:3]}")
+                keys = partition_keys(dev)
+                ok = {pid for r in runs if r["status"] == "SUCCESS" for pid in products_of(r, keys)}
+                return runs if wanted <= ok and all(r["status"] == "SUCCESS" for r in runs) else None
+
+            runs = dev.wait("the sensor's runs", done, 7200, every=1.0)
+            wall = max(r["endTime"] for r in runs) - t0
+            first_start = min(r["startTime"] for r in runs) - t0
+            sizes = sorted(len(products_of(r, partition_keys(dev))) for r in runs)
+            files = same_outputs(tmp / "adgen_out", dev.store_root / "products")
+
+    n = len(photos)
+    rows = [
+        ["adgen run (new process, all files written)", baseline, baseline / n, 1.0],
+        [f"dropped into uploads/ -> last sensor run succeeded ({len(runs)} runs)", wall, wall / n, wall / baseline],
+    ]
+    print_table(["path", "wall s", "s / product", "ratio"], rows,
+                title=f"{n} products at 1024 px; before: {load_before}; after: {load_text()}")
+    print(f"\nfirst run started {first_start:.1f} s after the drop; products per run: {sizes}")
+    print(f"{files} files identical to adgen run's. Drop-to-done / adgen run = {wall / baseline:.2f} "
+          f"(bar <= {BAR}: {'PASS' if wall / baseline <= BAR else 'FAIL'})")
+
+
+if __name__ == "__main__":
+    main()
