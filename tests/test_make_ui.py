@@ -42,6 +42,14 @@ def session_processes(sid: int) -> list[int]:
     return pids
 
 
+def _as_from_a_fresh_shell() -> None:
+    """Default SIGINT/SIGTERM in the child, as a user's shell or script has them: an ignored signal
+    is inherited across fork and exec, and a test run may have left one ignored in this worker
+    (Dagster maps SIGTERM to whatever SIGINT is), which would make `make` ignore the SIGTERM."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def start(tmp_path: Path, in_background_script: bool) -> tuple[subprocess.Popen, int, Path, int]:
     port, log = free_port(), tmp_path / "ui.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ADGEN_", "MAKE", "MFLAGS"))}
@@ -51,10 +59,11 @@ def start(tmp_path: Path, in_background_script: bool) -> tuple[subprocess.Popen,
     make = ["make", "-o", f"{venv}/.installed", f"VENV={venv}", "ui", f"UI_PORT={port}"]
     if in_background_script:  # as `make ui &` in a script: the shell leaves SIGINT ignored for it
         cmd = ["bash", "-c", f"{' '.join(make)} > {log} 2>&1 & echo $! > {tmp_path / 'make.pid'}; wait"]
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True, preexec_fn=_as_from_a_fresh_shell)
     else:
         with open(log, "wb") as out:
-            proc = subprocess.Popen(make, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(make, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=_as_from_a_fresh_shell)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
         try:
@@ -73,16 +82,27 @@ def start(tmp_path: Path, in_background_script: bool) -> tuple[subprocess.Popen,
     return proc, make_pid, log, port
 
 
+def _ignored_signals(pid: int) -> str:
+    try:
+        line = next(l for l in Path(f"/proc/{pid}/status").read_text().splitlines() if l.startswith("SigIgn:"))
+    except (OSError, StopIteration):
+        return "?"
+    mask = int(line.split()[1], 16)
+    return ",".join(signal.Signals(n).name for n in range(1, 32) if mask >> (n - 1) & 1 and n in signal.valid_signals()) or "-"
+
+
 def wait_all_gone(proc: subprocess.Popen, log: Path, timeout: float = 90) -> float:
     sid = proc.pid
     t0 = time.monotonic()
     while proc.poll() is None or session_processes(sid):
         if time.monotonic() - t0 > timeout:
             left = session_processes(sid)
+            ignored = {pid: _ignored_signals(pid) for pid in left}
             for pid in left:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-            pytest.fail(f"still running {timeout:.0f} s after the signal: {left}\n{log.read_text()[-3000:]}")
+            pytest.fail(f"still running {timeout:.0f} s after the signal: {left} (signals ignored: {ignored})\n"
+                        f"{log.read_text()[-3000:]}")
         time.sleep(0.5)
     return time.monotonic() - t0
 
