@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -56,7 +57,7 @@ from adgen_dagster.imaging.segment_params import SegmentParams
 VERSION = "2"
 
 __all__ = ["VERSION", "SegmentParams", "Cutout", "backdrop_fit", "classical_alpha", "cutout_classical", "cutout_from_alpha",
-           "has_informative_alpha", "split_input"]
+           "cutout_with", "has_informative_alpha", "split_input"]
 
 
 @dataclass
@@ -194,6 +195,12 @@ def cutout_classical(image: Image.Image, params: SegmentParams | None = None) ->
     fringe. An uninformative alpha is ignored and the RGB is segmented.
     """
     p = params or SegmentParams()
+    return cutout_with(image, lambda rgb8: classical_alpha(rgb8, p))
+
+
+def cutout_with(image: Image.Image, segment: Callable[[np.ndarray], tuple[np.ndarray, dict]]) -> Cutout:
+    """The one shape of every CPU segmenter: an upload's informative alpha is kept (as the
+    mask, colours still re-estimated); otherwise `segment(rgb8)` gives (alpha, stats)."""
     t_start = time.perf_counter()
     rgb8, alpha_in = _split_input(image)
     img = rgb8.astype(np.float32) * (1.0 / 255.0)
@@ -201,7 +208,7 @@ def cutout_classical(image: Image.Image, params: SegmentParams | None = None) ->
         alpha, stats = alpha_in, {"version": VERSION, "source": "input_alpha", "timings_ms": {}}
         img = _fill_transparent(img, alpha)
     else:
-        alpha, stats = classical_alpha(rgb8, p)
+        alpha, stats = segment(rgb8)
     cut = cutout_from_alpha(img, alpha, stats)
     stats["timings_ms"]["total_ms"] = round((time.perf_counter() - t_start) * 1000, 1)
     return cut

@@ -20,7 +20,6 @@ barely sees, or a bag's inside filling the frame. So:
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -28,8 +27,7 @@ import numpy as np
 from PIL import Image
 
 from adgen_dagster.imaging import saliency
-from adgen_dagster.imaging.segment import (Cutout, SegmentParams, backdrop_fit, classical_alpha, cutout_classical,
-                                           cutout_from_alpha, has_informative_alpha, split_input)
+from adgen_dagster.imaging.segment import Cutout, SegmentParams, backdrop_fit, classical_alpha, cutout_with
 from adgen_dagster.models import u2netp
 
 
@@ -40,10 +38,11 @@ def is_studio(fit: dict, p: SegmentParams) -> bool:
 
 def cutout_auto(image: Image.Image, params: SegmentParams | None = None) -> Cutout:
     p = params or SegmentParams()
-    if has_informative_alpha(image):
-        return cutout_classical(image, p)  # the upload's own alpha is kept
-    t0 = time.perf_counter()
-    rgb8, _ = split_input(image)
+    return cutout_with(image, lambda rgb8: auto_alpha(rgb8, p))
+
+
+def auto_alpha(rgb8: np.ndarray, p: SegmentParams) -> tuple[np.ndarray, dict]:
+    """Steps 1-3 of the module docstring: (alpha, stats) of the chosen cut-out."""
     fit = backdrop_fit(rgb8, p)
     studio = is_studio(fit, p)
     # On a studio backdrop the classical cut-out runs beside the model (OpenCV releases the GIL).
@@ -55,9 +54,7 @@ def cutout_auto(image: Image.Image, params: SegmentParams | None = None) -> Cuto
             stats["why"] = "not a plain studio backdrop"
         else:
             alpha, stats = _studio_choice(rgb8, alpha, stats, *classical.result(), p)
-    cut = cutout_from_alpha(rgb8.astype(np.float32) * (1.0 / 255.0), alpha, stats)
-    cut.stats["timings_ms"]["total_ms"] = round((time.perf_counter() - t0) * 1000, 1)
-    return cut
+    return alpha, stats
 
 
 def _studio_choice(rgb8: np.ndarray, alpha: np.ndarray, stats: dict, c_alpha: np.ndarray, c_stats: dict,

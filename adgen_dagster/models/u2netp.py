@@ -28,8 +28,7 @@ import numpy as np
 from PIL import Image
 
 from adgen_dagster.imaging import saliency
-from adgen_dagster.imaging.segment import (VERSION, Cutout, SegmentParams, cutout_classical, cutout_from_alpha,
-                                           has_informative_alpha, split_input)
+from adgen_dagster.imaging.segment import VERSION, Cutout, SegmentParams, cutout_with
 
 MODEL_PATH = Path(__file__).resolve().parent / "data" / "u2netp.onnx"
 MODEL_SHA256 = "309c8469258dda742793dce0ebea8e6dd393174f89934733ecc8b14c76f4ddd8"
@@ -150,15 +149,12 @@ def cutout_u2netp(image: Image.Image, params: SegmentParams | None = None) -> Cu
     """The product cut out by U²-Net-p at full resolution (an upload's own alpha is kept, as
     with every segmenter)."""
     p = params or SegmentParams()
-    if has_informative_alpha(image):
-        return cutout_classical(image, p)  # keeps the input alpha, re-estimates colours
-    rgb8, _ = split_input(image)
-    t0 = time.perf_counter()
-    alpha, stats = neural_alpha(rgb8, p)
-    stats = {"version": VERSION, "source": "segmented", "path": "u2netp", **stats}
-    cut = cutout_from_alpha(rgb8.astype(np.float32) * (1.0 / 255.0), alpha, stats)
-    cut.stats["timings_ms"]["total_ms"] = round((time.perf_counter() - t0) * 1000, 1)
-    return cut
+
+    def segment(rgb8: np.ndarray) -> tuple[np.ndarray, dict]:
+        alpha, stats = neural_alpha(rgb8, p)
+        return alpha, {"version": VERSION, "source": "segmented", "path": "u2netp", **stats}
+
+    return cutout_with(image, segment)
 
 
 def _rounded(timings: dict) -> dict:
