@@ -15,6 +15,8 @@ from adgen_dagster.catalogs import SLICE
 from adgen_dagster.sensors import catalog_sensor
 from adgen_dagster.settings import get_settings
 
+from tests import sensor_ticks
+
 pytestmark = pytest.mark.timeout(240)
 
 
@@ -26,11 +28,7 @@ def instance():
 
 
 def tick(instance, resource, cursor=None):
-    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"store": resource}) as ctx:
-        result = catalog_sensor(ctx)
-    for req in result.dynamic_partitions_requests:
-        instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
-    return result
+    return sensor_ticks.tick(catalog_sensor, instance, resource, cursor)
 
 
 def catalog(store, name: str, files: list[str]) -> None:

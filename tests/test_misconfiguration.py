@@ -20,16 +20,9 @@ from resources.store_resource import StoreResource
 from tests.conftest import REPO
 from tests.imagegen import encode, product_photo
 from tests.test_cli import adgen
+from tests.sensor_ticks import tick
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def tick(sensor, instance, resource, cursor=None):
-    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"store": resource}) as ctx:
-        result = sensor(ctx)
-    for req in result.dynamic_partitions_requests:
-        instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
-    return result
 
 
 def test_a_store_root_that_is_a_file_is_an_error_everywhere(tmp_path, instance):

@@ -17,6 +17,7 @@ from assets_defs import PIPELINE_ASSETS
 from resources.store_resource import StoreResource
 from tests.imagegen import encode, product_photo
 from tests.s3server import S3TestServer
+from tests import sensor_ticks
 
 JPEG = encode(product_photo((32, 24)), "JPEG", quality=80)
 
@@ -59,12 +60,8 @@ def resource(request, store_root):
 
 
 def tick(sensor, instance, resource, cursor=None):
-    """One evaluation; applies the partition requests the way the sensor daemon would."""
-    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"store": resource}) as ctx:
-        result = sensor(ctx)
+    result = sensor_ticks.tick(sensor, instance, resource, cursor)
     assert isinstance(result, dg.SensorResult)
-    for req in result.dynamic_partitions_requests:
-        instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
     return result
 
 

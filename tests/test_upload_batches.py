@@ -13,6 +13,7 @@ from adgen_dagster.sensors import split_requests, upload_sensor
 from adgen_dagster.settings import get_settings
 from adgen_dagster.upload_batches import Wanted, batch_run_key, plan
 from tests.imagegen import encode, product_photo
+from tests import sensor_ticks
 
 JPEG = encode(product_photo((32, 24)), "JPEG", quality=80)
 
@@ -25,11 +26,7 @@ def instance():
 
 
 def tick(instance, resource, cursor=None):
-    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"store": resource}) as ctx:
-        result = upload_sensor(ctx)
-    for req in result.dynamic_partitions_requests:
-        instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
-    return result
+    return sensor_ticks.tick(upload_sensor, instance, resource, cursor)
 
 
 def spans(result) -> list[tuple[str, str]]:
