@@ -30,9 +30,8 @@ def protocol_members(protocol: type) -> set[str]:
     for cls in protocol.__mro__:
         if cls in (object,) or cls.__name__ in ("Protocol", "Generic"):
             continue
-        names |= set(getattr(cls, "__annotations__", {}))
-        names |= {n for n, v in vars(cls).items() if inspect.isfunction(v) and not n.startswith("_")}
-        names |= {"__call__"} if "__call__" in vars(cls) else set()
+        names |= {n for n, v in vars(cls).items()
+                  if isinstance(v, property) or (inspect.isfunction(v) and (n == "__call__" or not n.startswith("_")))}
     return names
 
 

@@ -13,11 +13,12 @@ one base: the stage calls it on one product, and reads two more things from it:
   replaces it; the CPU backends report nothing there (their `Cutout.stats` and results
   already say it).
 
-A class also says how the registry lists and builds it: its `name`, a `description`, and,
-for a backend with settings of its own (`ADGEN_BIREFNET__*` ...), `params_model` and the
-`settings_field` of `AdgenSettings` that holds them. Such a backend is built as
-`cls(params, host)` on the process's `ModelHost` and loads nothing before its first call;
-the others as `cls()`.
+The stages pass the arguments by position (only `seed` by name), so each class may name
+them as it likes. A class also says how the registry lists and builds it: its `name`, a
+`description`, and, for a backend with settings of its own (`ADGEN_BIREFNET__*` ...),
+`params_model` and the `settings_field` of `AdgenSettings` that holds them. Such a backend
+is built as `cls(params, host)` on the process's `ModelHost` and loads nothing before its
+first call; the others as `cls()`.
 """
 
 from __future__ import annotations
@@ -38,35 +39,46 @@ if TYPE_CHECKING:  # the protocols name the stages' types; those modules define 
 
 
 class BackendShape(Protocol):
-    """What every backend declares, whatever its kind."""
+    """What every backend declares, whatever its kind (read-only: a class attribute or a property will do)."""
 
-    name: ClassVar[str]
-    description: ClassVar[str]
-    params_model: ClassVar[Optional[type[BaseModel]]]
-    settings_field: ClassVar[str]
-    batch_size: int
-    last_metadata: Mapping[str, Any]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def params_model(self) -> Optional[type[BaseModel]]: ...
+
+    @property
+    def settings_field(self) -> str: ...
+
+    @property
+    def batch_size(self) -> int: ...
+
+    @property
+    def last_metadata(self) -> Mapping[str, Any]: ...
 
 
 class Segmenter(BackendShape, Protocol):
     """`image -> Cutout` (the product's RGBA and alpha), one photo or a batch of them."""
 
-    def __call__(self, image: Image.Image, params: Optional[SegmentParams] = None) -> Cutout: ...
+    def __call__(self, image: Image.Image, params: Optional[SegmentParams] = None, /) -> Cutout: ...
 
-    def batch(self, images: list[Image.Image], params: Optional[SegmentParams] = None) -> list[Cutout]: ...
+    def batch(self, images: list[Image.Image], params: Optional[SegmentParams] = None, /) -> list[Cutout]: ...
 
 
 class BackgroundRenderer(BackendShape, Protocol):
     """A new background for a product, from its details and colours; `seed` makes it reproducible."""
 
     def __call__(self, details: ProductDetails, product_colours: Optional[list[str]],
-                 params: Optional[BackdropParams] = None, seed: int = 0) -> Image.Image: ...
+                 params: Optional[BackdropParams] = None, /, seed: int = 0) -> Image.Image: ...
 
 
 class Analyzer(BackendShape, Protocol):
     """The finished image (and the product's mask) -> the analysis the ad layout reads."""
 
-    def __call__(self, image: Image.Image, mask: Optional[Image.Image], params: AnalysisParams) -> Analysis: ...
+    def __call__(self, image: Image.Image, mask: Optional[Image.Image], params: AnalysisParams, /) -> Analysis: ...
 
 
 class OnCpu:
