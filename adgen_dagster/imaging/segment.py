@@ -57,8 +57,8 @@ from adgen_dagster.imaging.segment_params import SegmentParams
 
 VERSION = "2"
 
-__all__ = ["VERSION", "SegmentParams", "Cutout", "ClassicalSegmenter", "backdrop_fit", "classical_alpha", "cutout_classical", "cutout_from_alpha",
-           "cutout_with", "has_informative_alpha", "split_input"]
+__all__ = ["VERSION", "SegmentParams", "Cutout", "ClassicalSegmenter", "backdrop_fit", "classical_alpha",
+           "cutout_classical", "cutout_from_alpha", "cutout_with", "has_informative_alpha", "split_input"]
 
 
 @dataclass

@@ -33,6 +33,7 @@ from PIL import Image
 
 from adgen_dagster.imaging.analysis_model import Analysis
 from adgen_dagster.imaging.analysis_params import AnalysisParams
+from adgen_dagster.models.host import ModelHost
 from adgen_dagster.models.params import QwenParams
 from adgen_dagster.models.qwen_answer import ask_until_valid, clip
 from adgen_dagster.models.qwen_loading import SETTING, QwenModel, generate_answer, load_qwen, prepare_inputs, sized_for_model
@@ -58,7 +59,7 @@ class QwenAnalyzer:
     settings_field: ClassVar[str] = "qwen2_vl"
     batch_size: ClassVar[int] = 1  # one conversation per image
 
-    def __init__(self, params: QwenParams, host):
+    def __init__(self, params: QwenParams, host: ModelHost):
         self.params = params
         self.host = host
         self.last_metadata: dict[str, Any] = {}
