@@ -34,7 +34,7 @@ PHOTO = b"\xff\xd8\xff\xe0" + b"x" * 200  # the sensor never decodes: any non-em
 
 def seed(store, instance, n: int, workers: int) -> None:
     """n uploads, and what the sensor leaves once it has requested them all."""
-    from adgen_dagster import upload_memory
+    from adgen_dagster.sensors import upload_memory
     from adgen_dagster.product_ids import product_id_for
     from resources.io import encode_json
     from resources.products import product_key
