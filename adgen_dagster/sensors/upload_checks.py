@@ -10,6 +10,7 @@ written into the store last wins (`ObjectInfo.modified`, ties: the greater key).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Optional
 
 from adgen_dagster.product_ids import is_valid_product_id, product_id_for
@@ -92,26 +93,30 @@ def sidecar_version_of(store: ObjectStore, key: str, page: dict[str, ObjectInfo]
     return sidecar.version if sidecar is not None else "-"
 
 
+@lru_cache(maxsize=1 << 18)
+def _name_pid(key: str) -> Optional[str]:
+    """The product id an image's key gives (None for other names). A listing shows the same
+    names pass after pass, so the answers are remembered (a bounded cache)."""
+    if not is_image_name(key):
+        return None
+    try:
+        return product_id_for(key[len(UPLOADS):])
+    except Exception:  # reported by check_upload
+        return None
+
+
 def newest_per_product(objects: list[ObjectInfo]) -> tuple[list[ObjectInfo], list[Outcome]]:
     """Within one page, keep only the newest image of each product id (no racing writes)."""
-
-    def pid_of(info: ObjectInfo) -> Optional[str]:
-        if info.size == 0 or not is_image_name(info.key):
-            return None
-        try:
-            return product_id_for(info.key[len(UPLOADS):])
-        except Exception:  # reported by check_upload
-            return None
-
-    pids = {o.key: pid_of(o) for o in objects}
+    pids = [None if o.size == 0 else _name_pid(o.key) for o in objects]
+    named = [pid for pid in pids if pid is not None]
+    if len(set(named)) == len(named):  # no product with two uploads on this page: the common case
+        return objects, []
     best: dict[str, ObjectInfo] = {}
-    for info in objects:
-        pid = pids[info.key]
+    for info, pid in zip(objects, pids):
         if pid is not None and (pid not in best or (info.modified, info.key) > (best[pid].modified, best[pid].key)):
             best[pid] = info
     keep, shadowed = [], []
-    for info in objects:
-        pid = pids[info.key]
+    for info, pid in zip(objects, pids):
         if pid is None or best[pid] is info:
             keep.append(info)
         else:
@@ -119,11 +124,25 @@ def newest_per_product(objects: list[ObjectInfo]) -> tuple[list[ObjectInfo], lis
     return keep, shadowed
 
 
-def unchanged_since(store: ObjectStore, o: ObjectInfo, memory: dict[str, str], page: dict[str, ObjectInfo],
-               page_end: Optional[str]) -> tuple[bool, Optional[str]]:
-    """(True, _) when the memory holds this image with the same sidecar; else (False, sidecar version)."""
-    known = memory.get(o.key)
-    if known is None or not known.startswith(o.version + ":"):
-        return False, None
-    sidecar = sidecar_version_of(store, o.key + ".json", page, page_end)
-    return known == f"{o.version}:{sidecar}", sidecar
+def changed_only(store: ObjectStore, candidates: list[ObjectInfo], memory: dict[str, str], page: dict[str, ObjectInfo],
+                 page_end: Optional[str]) -> list[tuple[ObjectInfo, Optional[str]]]:
+    """The candidates the memory does not hold with the same image and sidecar versions, each with
+    its sidecar's version when it was looked up. The loop every listed upload goes through: an
+    unchanged one costs a few dictionary look-ups and no store call."""
+    changed = []
+    for o in candidates:
+        known, image = memory.get(o.key), o.version + ":"
+        if known is None or not known.startswith(image):  # new, or a new image: its sidecar is looked up later
+            changed.append((o, None))
+            continue
+        sidecar_key = o.key + ".json"
+        sidecar = page.get(sidecar_key)
+        if sidecar is not None:
+            version = sidecar.version
+        elif page_end is None or sidecar_key <= page_end:
+            version = "-"  # the listing covered that key: there is no sidecar
+        else:
+            version = sidecar_version_of(store, sidecar_key, page, page_end)
+        if known != image + version:
+            changed.append((o, version))
+    return changed

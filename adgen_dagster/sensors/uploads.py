@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from typing import Optional
 
 import dagster as dg
@@ -48,9 +49,9 @@ from adgen_dagster.sensors import upload_memory
 from adgen_dagster.sensors.base import json_cursor, parallel, sensor_settings, store_sensor
 from adgen_dagster.sensors.told import Told
 from adgen_dagster.sensors.upload_batches import Wanted, plan
-from adgen_dagster.sensors.upload_checks import Outcome, check_upload, newest_per_product, unchanged_since
+from adgen_dagster.sensors.upload_checks import Outcome, changed_only, check_upload, newest_per_product
 from adgen_dagster.settings import SensorSettings, get_settings
-from resources.object_store import ObjectStore, shown
+from resources.object_store import ObjectInfo, ObjectStore, shown
 from resources.products import UPLOADS
 
 
@@ -61,6 +62,59 @@ def _upload_cursor(raw: Optional[str]) -> dict:
             "memory": memory if isinstance(memory, int) else None}
 
 
+@dataclass
+class _Scan:
+    """What one tick's pages held."""
+
+    cursor: dict  # where the next tick starts
+    outcomes: list[Outcome] = field(default_factory=list)  # every object looked at: new, changed, not an upload
+    pages: list[dict[str, ObjectInfo]] = field(default_factory=list)  # the listed objects, page by page
+    listed: int = 0
+    unchanged: int = 0
+    in_memory: int = 0  # listed objects the memory holds (when all it holds: nothing was deleted)
+    whole_pass: bool = False  # the tick listed every upload, from the first key to the last
+
+
+def _scan(store: ObjectStore, cursor: dict, memory: dict[str, str], settings: SensorSettings, started: float) -> _Scan:
+    """Up to `pages_per_tick` pages from the cursor on: unchanged uploads counted, the others judged."""
+    scan = _Scan(cursor)
+    pages = store.list_pages(UPLOADS, start_after=cursor["start_after"], page_size=settings.page_size)
+    for _ in range(settings.pages_per_tick):
+        page = next(pages)
+        scan.listed += len(page.objects) + len(page.refused)
+        scan.outcomes += [Outcome(r.key, skip=r.reason) for r in page.refused]  # links, FIFOs, odd names: never read
+        by_key = {o.key: o for o in page.objects}
+        scan.pages.append(by_key)
+        scan.in_memory += len(by_key.keys() & memory.keys())
+        page_end = page.objects[-1].key if page.objects and page.next_start_after is not None else None
+        candidates, shadowed = newest_per_product(page.objects)
+        scan.outcomes += shadowed
+        changed = changed_only(store, candidates, memory, by_key, page_end)
+        scan.unchanged += len(candidates) - len(changed)
+        scan.outcomes += parallel(lambda c: check_upload(store, c[0], by_key, page_end, c[1]), changed, settings.workers)
+        if page.next_start_after is None:  # pass complete: start over next tick to see re-uploads
+            scan.whole_pass = cursor["start_after"] is None
+            scan.cursor = {"start_after": None, "passes": cursor["passes"] + 1}
+            return scan
+        scan.cursor = {**scan.cursor, "start_after": page.next_start_after}
+        if time.monotonic() - started > settings.tick_seconds:
+            break
+    return scan
+
+
+def _remembered(memory: dict[str, str], updates: dict[str, str], scan: _Scan) -> Optional[dict[str, str]]:
+    """The memory after this tick; None when it is unchanged (then nothing is written)."""
+    changes = {k: v for k, v in updates.items() if memory.get(k) != v}
+    deleted = scan.whole_pass and scan.in_memory < len(memory)  # a whole pass in one tick: forget deleted uploads
+    if not changes and not deleted:
+        return None
+    remembered = {**memory, **changes}
+    if deleted:
+        listed = set().union(*scan.pages)
+        remembered = {k: v for k, v in remembered.items() if k in listed}
+    return remembered
+
+
 def evaluate_uploads(context: dg.SensorEvaluationContext, store: ObjectStore, settings: SensorSettings) -> dg.SensorResult:
     cursor = _upload_cursor(context.cursor)
     told = Told(json_cursor(context.cursor).get("told"))
@@ -68,42 +122,12 @@ def evaluate_uploads(context: dg.SensorEvaluationContext, store: ObjectStore, se
         upload_memory.commit(context.instance, cursor["memory"])
     generation, memory = upload_memory.load(context.instance, cursor["memory"])
     started = time.monotonic()
-    outcomes: list[Outcome] = []
-    listed = unchanged = 0
-    listed_keys: set[str] = set()
-    whole_pass = cursor["start_after"] is None
-    pages = store.list_pages(UPLOADS, start_after=cursor["start_after"], page_size=settings.page_size)
-    for _ in range(settings.pages_per_tick):
-        page = next(pages)
-        listed += len(page.objects) + len(page.refused)
-        outcomes += [Outcome(r.key, skip=r.reason) for r in page.refused]  # links, FIFOs, odd names: never read
-        by_key = {o.key: o for o in page.objects}
-        listed_keys.update(by_key)
-        page_end = page.objects[-1].key if page.objects and page.next_start_after is not None else None
-        candidates, shadowed = newest_per_product(page.objects)
-        outcomes += shadowed
-        changed = []
-        for o in candidates:
-            same, sidecar = unchanged_since(store, o, memory, by_key, page_end)
-            if same:
-                unchanged += 1
-            else:
-                changed.append((o, sidecar))
-        outcomes += parallel(lambda c: check_upload(store, c[0], by_key, page_end, c[1]), changed, settings.workers)
-        if page.next_start_after is None:  # pass complete: start over next tick to see re-uploads
-            cursor = {"start_after": None, "passes": cursor["passes"] + 1}
-            break
-        cursor = {**cursor, "start_after": page.next_start_after}
-        if time.monotonic() - started > settings.tick_seconds:
-            whole_pass = False
-            break
-    else:
-        whole_pass = False
+    scan = _scan(store, cursor, memory, settings, started)
 
     wanted: dict[str, Wanted] = {}
-    remembered = dict(memory)
+    updates: dict[str, str] = {}
     errors = skipped = 0
-    for o in outcomes:
+    for o in scan.outcomes:
         if o.error:
             errors += 1
             context.log.error(f"upload {shown(o.key)!r}: {o.error}")
@@ -112,26 +136,28 @@ def evaluate_uploads(context: dg.SensorEvaluationContext, store: ObjectStore, se
             if not o.quiet and told.first(o.key, o.skip):  # once, not on every pass over the listing
                 context.log.info(f"upload {shown(o.key)!r} skipped: {o.skip}")
             if o.seen:  # requested by a catalog: nothing to do until it changes
-                remembered[o.key] = o.seen
+                updates[o.key] = o.seen
         elif o.run_key and o.pid not in wanted:
             wanted[o.pid] = Wanted(o.pid, o.key, o.run_key)
-            remembered[o.key] = o.seen
-    if whole_pass and cursor["start_after"] is None:  # a whole pass in one tick: forget deleted uploads
-        remembered = {k: v for k, v in remembered.items() if k in listed_keys}
-
+            updates[o.key] = o.seen
+    remembered = _remembered(memory, updates, scan)
+    if remembered is not None:
+        generation = upload_memory.save(context.instance, generation, remembered)
     new_keys, requests = (plan(list(wanted.values()), context.instance.get_dynamic_partitions(products_partitions.name),
                                get_settings().batch_size) if wanted else ([], []))
-    memory_generation = (upload_memory.save(context.instance, generation, remembered) if remembered != memory
-                         else generation)
-    registered = sum(o.registered for o in outcomes)
-    context.log.info(f"listed {listed} objects under {UPLOADS} in {time.monotonic() - started:.2f}s: {unchanged} unchanged, "
+
+    registered = sum(o.registered for o in scan.outcomes)
+    start_after = scan.cursor["start_after"]
+    context.log.info(f"listed {scan.listed} objects under {UPLOADS} in {time.monotonic() - started:.2f}s: {scan.unchanged} unchanged, "
                      f"{len(wanted)} new or changed in {len(requests)} run request(s), {registered} registered, "
-                     f"{skipped} ignored (each reason logged once), {errors} errors; next tick starts after {shown(cursor['start_after'] or '')!r}")
-    partitions = [products_partitions.build_add_request(new_keys)] if new_keys else []
-    skip = None if requests else f"no uploads to process among {listed} objects in {store.uri('uploads')}"
-    state = {**cursor, "memory": memory_generation, **({"told": told.dump()} if told.dump() else {})}
-    return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=partitions,
-                           cursor=json.dumps(state), skip_reason=skip)
+                     f"{skipped} ignored (each reason logged once), {errors} errors; next tick starts after {shown(start_after or '')!r}")
+    state = {**scan.cursor, "memory": generation, **({"told": told.dump()} if told.dump() else {})}
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[products_partitions.build_add_request(new_keys)] if new_keys else [],
+        cursor=json.dumps(state),
+        skip_reason=None if requests else f"no uploads to process among {scan.listed} objects in {store.uri('uploads')}",
+    )
 
 
 upload_sensor = store_sensor(
