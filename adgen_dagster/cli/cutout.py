@@ -18,20 +18,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from adgen_dagster.cli._app import (
-    EXIT_FAILED,
-    Failed,
-    Quiet,
-    Verbose,
-    app,
-    backend_option,
-    is_dash,
-    one_line,
-    reporting,
-    say,
-    verbose_on,
-    write_atomic,
-)
+from adgen_dagster.cli._app import (EXIT_FAILED, Failed, Quiet, Verbose, app, backend_option, is_dash, one_line,
+                                    reporting, say, verbose_on, write_atomic)
 from adgen_dagster.cli.inputs import Inputs, output_stem, printable, read_named, read_stdin, scan_folder
 
 
