@@ -1,4 +1,4 @@
-"""The Dagster assets, one module per stage. Thin: read inputs, call the core, write, report."""
+"""The Dagster assets: one per stage of the registry, built by `factory`; one module per stage's own parts."""
 
 import warnings
 
@@ -10,14 +10,14 @@ warnings.filterwarnings("ignore", message="Parameter `resource_defs`", category=
 # Partitioned check specs (per-product check status, assets_defs/checks.py) are a preview feature.
 warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning)
 
-from assets_defs.ad_creatives import ad_creatives
-from assets_defs.analysis import analysis
-from assets_defs.background import background
-from assets_defs.composite import composite
-from assets_defs.product_image import product_image
-from assets_defs.retouched import retouched
-from assets_defs.segmentation import segmentation
+from adgen_dagster.settings import get_settings  # noqa: E402
+from assets_defs import ad_creatives, analysis, background, composite, product_image, retouched, segmentation  # noqa: E402
+from assets_defs.factory import build_assets  # noqa: E402
 
-PIPELINE_ASSETS = [product_image, segmentation, background, composite, retouched, analysis, ad_creatives]
+# Each stage's asset plan (assets_defs/<stage>.py): a new stage adds its module here.
+PLANS = {m.PLAN.stage: m.PLAN for m in (product_image, segmentation, background, composite, retouched, analysis,
+                                         ad_creatives)}
 
-__all__ = ["PIPELINE_ASSETS", *[a.op.name for a in PIPELINE_ASSETS]]
+PIPELINE_ASSETS = build_assets(PLANS, get_settings())
+
+__all__ = ["PIPELINE_ASSETS", "PLANS"]

@@ -23,10 +23,12 @@ from PIL import Image
 
 from adgen_dagster.demo import SAMPLES, sample_catalog
 from adgen_dagster.imaging.details import ProductDetails
-from adgen_dagster.pipeline import STAGES, run_product
+from adgen_dagster.pipeline import run_product
+from adgen_dagster.stages import STAGES as REGISTRY
 from adgen_dagster.product_ids import product_id_for
 
 BAR_MS = 3000
+STAGES = [s.name for s in REGISTRY]
 
 
 def sample_uploads(side: int = 1024) -> list[tuple[str, bytes, ProductDetails]]:

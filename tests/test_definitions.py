@@ -23,7 +23,7 @@ def test_definitions_load_and_graph_matches_design():
     assert parents("background") == {"product_image"}
     assert {"nobg_image", "background"} <= parents("composite")
     assert "composite" in parents("retouched") and "retouched" in parents("analysis")
-    assert parents("ad_creatives") == {"retouched", "analysis"}
+    assert parents("ad_creatives") == {"retouched", "analysis", "product_image"}  # it reads details.json too
     assert not graph.get(dg.AssetKey("mask")).child_keys  # a leaf: composite uses nobg_image's alpha (README graph)
     for key in graph.get_all_asset_keys():
         assert graph.get(key).partitions_def.name == "products"
@@ -46,12 +46,11 @@ def test_the_cpu_path_never_imports_torch():
     import subprocess
     import sys
 
-    code = ("import sys; import adgen_dagster.definitions; from resources import stages; "
+    code = ("import sys; import adgen_dagster.definitions; from adgen_dagster.stage_runner import chain_for; "
             "from adgen_dagster.settings import get_settings as g; s = g(); "
-            "stages.segmentation(s.segment, 'classical'); stages.background(s.backdrop, 'studio'); "
+            "chain_for(s.model_copy(update={'segmenter': 'classical', 'background': 'studio', 'analyzer': 'classical'})); "
             "from PIL import Image; from adgen_dagster.backends import get_segmenter; "
             "get_segmenter(s.segmenter)(Image.new('RGB', (64, 48), (200, 90, 30)), s.segment); "
-            "stages.analysis(s.analysis, 'classical'); "
             "print(sorted(m for m in ('torch', 'transformers', 'diffusers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"

@@ -97,7 +97,9 @@ def test_the_launcher_loads_from_instance_config_with_its_settings():
 
 
 def test_a_relative_local_store_is_refused_when_runs_go_to_other_machines(store_root, tmp_path, monkeypatch):
-    from assets_defs import product_image
+    from assets_defs import PIPELINE_ASSETS
+
+    product_image = PIPELINE_ASSETS[0]
 
     celery = {"run_launcher": {"module": "adgen_dagster.scale.launcher", "class": "CeleryRunLauncher",
                                "config": {**IN_MEMORY, "default_queue": "gpu"}}}
