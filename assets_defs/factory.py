@@ -2,8 +2,9 @@
 
 Everything an asset has in common with the others comes from the stage registry
 (`adgen_dagster.stages`): keys, deps (the assets that write the files the stage reads),
-code version, run config (the stage's parameters plus its backend's), the `gpu` pool for a
-stage with a backend, batching. What is an asset's own (descriptions, kinds, checks,
+code version, run config (the stage's parameters plus its backend's), the `gpu` pool and
+resource for a stage with a backend (bound in `Definitions`: `definitions.location_resources`),
+batching. What is an asset's own (descriptions, kinds, checks,
 special metadata) is its module's `AssetPlan`.
 
 No `from __future__ import annotations` here: Dagster reads the op's `config` annotation,
@@ -23,7 +24,6 @@ from assets_defs.checks import check_spec, per_product_evaluations
 from assets_defs.common import materialize_stage, run_metadata, stage_metadata
 from assets_defs.config import backend_fields, configured_backend, stage_config, to_params
 from assets_defs.run_config import rule, starting
-from resources.gpu_resource import GPU
 from resources.object_store import ObjectNotFound
 from resources.products import UploadRecord, upload_files, upload_for
 from resources.store_resource import StoreResource
@@ -124,7 +124,6 @@ def stage_asset(stage: Stage, plan: AssetPlan, settings: Any, stages: Sequence[S
         group_name="adgen",
         backfill_policy=dg.BackfillPolicy.multi_run(settings.batch_size),
         pool="gpu" if stage.backend else None,
-        resource_defs={"gpu": GPU} if stage.backend else None,
         required_resource_keys={"store", "gpu"} if stage.backend else {"store"},
         code_version=stage.version,
         description=plan.description_of(keys[0]) if len(keys) == 1 else None,

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from _util import print_table, ten_uploads  # (importing _util puts the repo on sys.path)
+from adgen_dagster.definitions import location_resources
 
 BAR = 1.20
 
@@ -59,7 +60,7 @@ def dagster_batched(uploads, root: Path, instance) -> float:
         pids.append(register_upload(store, f"uploads/{name}").product_id)
     instance.add_dynamic_partitions("products", pids)
     t0 = time.perf_counter()
-    result = dg.materialize(PIPELINE_ASSETS, resources={"store": resource}, instance=instance,
+    result = dg.materialize(PIPELINE_ASSETS, resources=location_resources(resource), instance=instance,
                             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
                             tags={"dagster/asset_partition_range_start": pids[0],
                                   "dagster/asset_partition_range_end": pids[-1]})

@@ -5,6 +5,7 @@ import os
 import dagster as dg
 import pytest
 
+from adgen_dagster.definitions import location_resources
 from assets_defs import PIPELINE_ASSETS
 from resources.cache import ResultCache, cache_key, sha256_hex
 from resources.object_store import LocalObjectStore
@@ -24,7 +25,7 @@ def cache_status(result) -> dict[str, str]:
 
 
 def materialize(pid, store_resource, instance, run_config=None):
-    result = dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources={"store": store_resource},
+    result = dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources=location_resources(store_resource),
                             instance=instance, run_config=run_config or {})
     assert result.success
     return result

@@ -6,8 +6,10 @@ import sys
 
 import dagster as dg
 
-from adgen_dagster.definitions import defs
+from adgen_dagster.definitions import defs as load_defs
 from tests.conftest import REPO
+
+defs = load_defs()  # the code location as Dagster loads it
 
 
 def test_definitions_load_and_graph_matches_design():
@@ -62,3 +64,29 @@ def test_every_job_of_the_location_runs_in_process():
     assert implicit.executor_def.name == "in_process"
     for job in defs.resolve_all_job_defs():
         assert job.executor_def.name == "in_process", job.name
+
+
+def test_the_location_reads_its_settings_when_loaded_and_warns_nothing(monkeypatch):
+    """`defs` is built when Dagster loads it (`@dg.definitions`), from the settings in force then,
+    with the resources bound there; building it raises no Dagster beta or preview warning."""
+    import warnings
+
+    from adgen_dagster.settings import get_settings
+
+    monkeypatch.setenv("ADGEN_BATCH_SIZE", "3")
+    monkeypatch.setenv("ADGEN_RETOUCH__CONTRAST", "1.3")
+    get_settings.cache_clear()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loaded = load_defs()
+            dg.Definitions.validate_loadable(loaded)
+    finally:
+        get_settings.cache_clear()
+    assert [str(w.message) for w in caught if issubclass(w.category, (dg.BetaWarning, dg.PreviewWarning))] == []
+    retouched = loaded.resolve_assets_def("retouched")
+    assert retouched.backfill_policy.max_partitions_per_run == 3
+    assert retouched.op.config_schema.config_type.fields["contrast"].default_value == 1.3
+    assert defs.resolve_assets_def("retouched").backfill_policy.max_partitions_per_run != 3  # loaded before
+    assert {"store", "gpu"} <= set(loaded.resources)
+    assert [a.op.name for a in loaded.assets if a.resource_defs] == []  # no asset binds a resource of its own

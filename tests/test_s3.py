@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from PIL import Image
 
+from adgen_dagster.definitions import location_resources
 from assets_defs import PIPELINE_ASSETS
 import assets_defs.factory
 from resources.object_store import ObjectNotFound, StoreError
@@ -49,7 +50,7 @@ def add_s3_product(store, instance, name="kettle.jpg", details=None):
 
 
 def materialize(pid, resource, instance, run_config=None, raise_on_error=True):
-    return dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources={"store": resource}, instance=instance,
+    return dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources=location_resources(resource), instance=instance,
                           run_config=run_config or {}, raise_on_error=raise_on_error)
 
 

@@ -19,6 +19,7 @@ from adgen_dagster.stage_runner import chain_for, run_chain
 from adgen_dagster.stages import STAGES, StageContext, deps, registry, stage_named
 from assets_defs import PLANS
 from assets_defs.factory import AssetPlan, build_assets
+from adgen_dagster.definitions import location_resources
 from tests.imagegen import encode, product_photo
 from tests.watermark_stage import WATERMARK, WatermarkParams, watermark
 
@@ -102,7 +103,7 @@ def test_a_new_stage_becomes_an_asset_whose_run_matches_the_chain(chained, store
     pid = register_upload(store, "uploads/mug.jpg").product_id
     assert pid == "mug"
     instance.add_dynamic_partitions("products", [pid])
-    result = dg.materialize(assets, partition_key=pid, resources={"store": store_resource}, instance=instance)
+    result = dg.materialize(assets, partition_key=pid, resources=location_resources(store_resource), instance=instance)
     assert result.success
     assert {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} >= {"watermark", "analysis"}
     for name in ("watermarked.png", "analysis.json"):  # the same bytes as the chain (the runner encodes both)
