@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     import dagster as dg
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, RUN_KEY_TAG, SENSOR_NAME_TAG
 
-    from adgen_dagster import upload_memory
+    from adgen_dagster.sensors import upload_memory
     from adgen_dagster.definitions import defs as load_defs
     from adgen_dagster.sensors import evaluate_uploads, upload_sensor
     from adgen_dagster.settings import get_settings

@@ -229,21 +229,28 @@ def build_step(stage: Stage, params: BaseModel, backend: Any = None) -> Compute:
     return stage.step(params, backend) if stage.backend else stage.step(params)
 
 
-def default_backend(stage: Stage, settings: Any) -> Any:
-    """The backend the settings name for `stage` (None without alternatives); unknown names fail here."""
+def default_backend(stage: Stage, settings: Any, host: Any) -> Any:
+    """The backend the settings name for `stage` on `host` (None without alternatives); unknown names fail here."""
     if not stage.backend:
         return None
     from adgen_dagster.backends import resolve
 
-    return resolve(stage.backend, backend_for(stage, settings))
+    return resolve(stage.backend, backend_for(stage, settings), host=host)
 
 
 Chain = list[tuple[Stage, Compute]]
 
 
-def chain_for(settings: Any, stages: Sequence[Stage] = STAGES) -> Chain:
-    """Every stage's compute with the settings applied, in graph order; backends resolved once, here."""
-    return [(s, build_step(s, params_for(s, settings), default_backend(s, settings))) for s in stages]
+def chain_for(settings: Any, stages: Sequence[Stage] = STAGES, host: Any = None) -> Chain:
+    """Every stage's compute with the settings applied, in graph order; backends resolved once, here.
+
+    Neural backends run on `host` (default: this process's host for the settings' `gpu` section).
+    """
+    if host is None and any(s.backend for s in stages):
+        from adgen_dagster.models.host import host_for
+
+        host = host_for(settings.gpu)
+    return [(s, build_step(s, params_for(s, settings), default_backend(s, settings, host))) for s in stages]
 
 
 @dataclass

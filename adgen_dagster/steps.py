@@ -48,7 +48,7 @@ CUTOUT_STATS = ("path", "why", "detail_shot", "gate", "saliency_peak", "uncertai
 
 
 def segmentation(params: segment.SegmentParams, segmenter: Backend) -> Compute:
-    """A segmenter with `.batch` (BiRefNet) gives the compute a `.batch` too: many products per pass.
+    """A segmenter that batches (`batch_size` > 1: BiRefNet) gives the compute a `.batch` too: many products per pass.
 
     Every cut-out goes through the quality gate (`segment_gate`): one that cannot be
     trusted raises `CutoutRejected` naming the product's file, and only its product fails.
@@ -68,14 +68,13 @@ def segmentation(params: segment.SegmentParams, segmenter: Backend) -> Compute:
     def compute(files: Files, ctx: StageContext) -> tuple[Files, dict]:
         return outputs(segmenter(decode_png(files["product_image.png"]), params), ctx)
 
-    batch = getattr(segmenter.fn, "batch", None)
-    if batch is not None:
+    if segmenter.batch_size > 1:  # a model that takes several images per pass (BiRefNet)
         def compute_batch(many: list[tuple[Files, StageContext]]) -> list[tuple[Files, dict]]:
-            cuts = batch([decode_png(f["product_image.png"]) for f, _ in many], params)
+            cuts = segmenter.batch([decode_png(f["product_image.png"]) for f, _ in many], params)
             return [outputs(c, ctx) for c, (_, ctx) in zip(cuts, many)]
 
         compute.batch = compute_batch  # type: ignore[attr-defined]
-        compute.batch_size = getattr(segmenter.params, "batch_size", 1)  # type: ignore[attr-defined]
+        compute.batch_size = segmenter.batch_size  # type: ignore[attr-defined]
     return compute
 
 

@@ -17,10 +17,11 @@ from pydantic import BaseModel
 
 from adgen_dagster.imaging.decode import BadImageError
 from adgen_dagster.imaging.details import DetailsError
+from adgen_dagster.models.errors import ModelError
+from adgen_dagster.models.memory import free_after_oom
 from adgen_dagster.stage_runner import StageResult, product_key, run_stage, stage_key
 from adgen_dagster.stages import Compute, Files, Stage, StageContext
 from resources.object_store import ObjectNotFound, StoreError
-from resources.model_host import ModelError, free_after_oom
 from resources.store_resource import StoreResource
 
 # Errors whose message is already the whole story for the user.

@@ -11,7 +11,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_START_TAG as START
 
 from adgen_dagster.sensors import split_requests, upload_sensor
 from adgen_dagster.settings import get_settings
-from adgen_dagster.upload_batches import Wanted, batch_run_key, plan
+from adgen_dagster.sensors.upload_batches import Wanted, batch_run_key, plan
 from adgen_dagster.definitions import location_resources
 from tests.imagegen import encode, product_photo
 from tests import sensor_ticks
