@@ -8,7 +8,9 @@ hand: they are the assets whose stages write the files the stage reads (`deps`).
 
 A new stage is one entry here, its step in a core module (a function of the stage's
 parameters, and of its backend if it has one, returning a `Compute`), and an asset module
-with its description (`assets_defs`). Dagster-free: imports nothing from `resources`,
+with its description (`assets_defs`). A stage placed between two others (a watermark after
+`retouched`) says which earlier file it `stands_in_for`; `registry` then has the later
+stages read its output instead, with no edit to them (tests/test_stage_registry.py). Dagster-free: imports nothing from `resources`,
 `assets_defs` or Dagster.
 """
 
@@ -56,7 +58,7 @@ class Stage:
     inputs: tuple[str, ...] = ()  # product files it reads from products/<pid>/
     backend: str = ""  # backend kind (also the AdgenSettings field naming it): segmenter | background | analyzer
     keyed: tuple[str, ...] = ()  # StageContext fields its output depends on: they go in the cache key
-    sources: tuple[str, ...] = ()  # files given from outside products/<pid>/: the upload and its sidecar
+    sources: tuple[str, ...] = ()  # given from outside products/<pid>/: the upload and its sidecar (up to max_bytes)
     names_upload: bool = False  # its messages name the upload's file (the caller looks the name up)
     # {earlier product file: this stage's output}: later stages read the output in its place
     # (a watermark standing in for retouched.png), their steps still under the old name.
