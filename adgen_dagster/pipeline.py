@@ -24,6 +24,7 @@ from adgen_dagster.imaging.palette import product_colours
 from adgen_dagster.imaging.retouch import retouch
 from adgen_dagster.imaging.segment import Cutout
 from adgen_dagster.imaging.segment_gate import check_cutout
+from adgen_dagster.models.host import host_for
 from adgen_dagster.settings import AdgenSettings, get_settings
 
 STAGES = ("product_image", "segmentation", "background", "composite", "retouched", "analysis", "ad_creatives")
@@ -60,14 +61,17 @@ def run_product(
         timings[label] = round((time.perf_counter() - t0) * 1000, 1)
         return out
 
+    host = host_for(s.gpu)
     photo = stage("product_image", lambda: decode_upload(data, name, s.decode))
-    cut = stage("segmentation", lambda: check_cutout(get_segmenter(s.segmenter)(photo, s.segment), s.segment, name))
+    cut = stage("segmentation",
+                lambda: check_cutout(get_segmenter(s.segmenter, host=host)(photo, s.segment), s.segment, name))
     bg = stage(
         "background",
-        lambda: get_background(s.background)(d, product_colours(photo), s.backdrop, seed=d.seed_for(product_id)),
+        lambda: get_background(s.background, host=host)(d, product_colours(photo), s.backdrop,
+                                                        seed=d.seed_for(product_id)),
     )
     placed = stage("composite", lambda: composite(cut.rgba, bg, s.composite))
     final = stage("retouched", lambda: retouch(placed.image, placed.mask, bg, s.retouch))
-    result = stage("analysis", lambda: get_analyzer(s.analyzer)(final, placed.mask, s.analysis))
+    result = stage("analysis", lambda: get_analyzer(s.analyzer, host=host)(final, placed.mask, s.analysis))
     creatives = stage("ad_creatives", lambda: render_ads(final, result, d, s.ads))
     return ProductOutputs(photo, cut, bg, placed, final, result, creatives, timings)

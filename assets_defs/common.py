@@ -18,9 +18,10 @@ from pydantic import BaseModel
 from adgen_dagster.backends import Backend
 from adgen_dagster.imaging.decode import BadImageError
 from adgen_dagster.imaging.details import DetailsError
+from adgen_dagster.models.errors import ModelError
+from adgen_dagster.models.memory import free_after_oom
 from resources.object_store import ObjectNotFound, StoreError
 from resources.products import product_key
-from resources.model_host import ModelError, free_after_oom
 from resources.stages import STAGE_INPUTS, Compute, Files, StageResult, run_stage, stage_key
 from resources.store_resource import StoreResource
 

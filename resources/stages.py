@@ -218,7 +218,7 @@ CUTOUT_STATS = ("path", "why", "detail_shot", "gate", "saliency_peak", "uncertai
 
 
 def segmentation(params: segment.SegmentParams, backend: "str | Backend", file_name: str = "") -> Compute:
-    """A segmenter with `.batch` (BiRefNet) gives the compute a `.batch` too: many products per pass.
+    """A segmenter that batches (`batch_size` > 1: BiRefNet) gives the compute a `.batch` too: many products per pass.
 
     Every cut-out goes through the quality gate (`segment_gate`): one that cannot be
     trusted raises `CutoutRejected` naming `file_name`, and only its product fails.
@@ -239,13 +239,12 @@ def segmentation(params: segment.SegmentParams, backend: "str | Backend", file_n
     def compute(files: Files) -> tuple[Files, dict]:
         return outputs(segmenter(decode_png(files["product_image.png"]), params))
 
-    batch = getattr(segmenter.fn, "batch", None)
-    if batch is not None:
+    if segmenter.batch_size > 1:  # a model that takes several images per pass (BiRefNet)
         def compute_batch(many: list[Files]) -> list[tuple[Files, dict]]:
-            return [outputs(c) for c in batch([decode_png(f["product_image.png"]) for f in many], params)]
+            return [outputs(c) for c in segmenter.batch([decode_png(f["product_image.png"]) for f in many], params)]
 
         compute.batch = compute_batch  # type: ignore[attr-defined]
-        compute.batch_size = getattr(segmenter.params, "batch_size", 1)  # type: ignore[attr-defined]
+        compute.batch_size = segmenter.batch_size  # type: ignore[attr-defined]
     return compute
 
 

@@ -42,19 +42,25 @@ def test_dagster_cli_validates_the_workspace(tmp_path):
 
 
 def test_the_cpu_path_never_imports_torch():
-    """The neural libraries are optional: loading the code location and the CPU stages must not import them."""
+    """The neural libraries are optional: loading the code location, the backend registry (which imports
+    every backend class, the neural ones included) and the CPU stages must not import them."""
     import subprocess
     import sys
 
     code = ("import sys; import adgen_dagster.definitions; from resources import stages; "
             "from adgen_dagster.settings import get_settings as g; s = g(); "
+            "from adgen_dagster import backends; from adgen_dagster.models.host import host_for; "
+            "print('NEURAL', sorted(n for t, _ in backends.TABLES.values() for n, b in t.items() if b.params)); "
+            "h = host_for(s.gpu); [backends.resolve(k, n, host=h) for k, (t, _) in backends.TABLES.items() for n in t]; "
             "stages.segmentation(s.segment, 'classical'); stages.background(s.backdrop, 'studio'); "
             "from PIL import Image; from adgen_dagster.backends import get_segmenter; "
             "get_segmenter(s.segmenter)(Image.new('RGB', (64, 48), (200, 90, 30)), s.segment); "
             "stages.analysis(s.analysis, 'classical'); "
             "print(sorted(m for m in ('torch', 'transformers', 'diffusers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip().splitlines()[-1] == "[]"
+    lines = out.strip().splitlines()
+    assert "NEURAL ['birefnet', 'flux', 'qwen2-vl']" in lines  # the registry holds them, and built them
+    assert lines[-1] == "[]"
 
 
 def test_every_job_of_the_location_runs_in_process():

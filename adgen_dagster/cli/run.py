@@ -118,16 +118,19 @@ def collect(inputs: list[Path]) -> tuple[list[Job], list[str]]:
 def stage_chain(settings) -> list[tuple[str, Callable[[str], Callable]]]:
     """(stage, factory(file_name) -> compute): the assets' own stage functions, settings applied.
 
-    Backends are looked up here, once, so an unknown backend fails before any photo.
+    Backends are looked up here, once, so an unknown backend fails before any photo; the
+    neural ones run on this process's host for the settings' `gpu` section.
     """
-    from adgen_dagster.backends import get_segmenter
+    from adgen_dagster.backends import get_analyzer, get_background, get_segmenter
+    from adgen_dagster.models.host import host_for
     from resources import stages
 
-    segmenter = get_segmenter(settings.segmenter)
-    bg = stages.background(settings.backdrop, settings.background)
+    host = host_for(settings.gpu)
+    segmenter = get_segmenter(settings.segmenter, host=host)
+    bg = stages.background(settings.backdrop, get_background(settings.background, host=host))
     comp = stages.composite_stage(settings.composite)
     ret = stages.retouch_stage(settings.retouch)
-    ana = stages.analysis(settings.analysis, settings.analyzer)
+    ana = stages.analysis(settings.analysis, get_analyzer(settings.analyzer, host=host))
     ads = stages.ad_creatives(settings.ads)
     return [
         ("product_image", lambda name: stages.product_image(settings.decode, name)),
