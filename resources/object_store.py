@@ -334,8 +334,8 @@ class LocalObjectStore(ObjectStore):
             last = at + page_size >= len(entries)
             if last and start_after is None and len(known) > files:  # a whole listing: forget deleted files
                 listed = {e[0] for e in entries}
-                for key in [k for k in known if k not in listed]:
-                    del known[key]
+                for key in [k for k in list(known) if k not in listed]:  # a copy: safe beside another listing
+                    known.pop(key, None)
             yield ListPage(objects, None if last else page[-1][0], refused)
 
     def delete(self, key: str) -> None:
