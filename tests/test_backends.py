@@ -18,7 +18,7 @@ from adgen_dagster.models.birefnet import BiRefNetSegmenter
 from adgen_dagster.models.host import ModelHost
 from adgen_dagster.models.params import BiRefNetParams, GpuSettings
 from adgen_dagster.settings import AdgenSettings
-from resources import stages
+from adgen_dagster import steps
 
 PROTOCOLS = {"segmenter": shapes.Segmenter, "background": shapes.BackgroundRenderer, "analyzer": shapes.Analyzer}
 ALL = [(kind, name) for kind, (table, _) in backends.TABLES.items() for name in table]
@@ -99,10 +99,10 @@ def test_a_cpu_segmenters_batch_is_each_photo_in_turn():
 
 def test_the_stage_batches_only_a_segmenter_that_batches(host):
     params = AdgenSettings().segment
-    assert not hasattr(stages.segmentation(params, "classical"), "batch")
+    assert not hasattr(steps.segmentation(params, backends.get_segmenter("classical")), "batch")
     neural = backends.get_segmenter("birefnet", BiRefNetParams(model="unused", batch_size=3), host)
     assert isinstance(neural.impl, BiRefNetSegmenter)
-    compute = stages.segmentation(params, neural)
+    compute = steps.segmentation(params, neural)
     assert compute.batch_size == 3 and callable(compute.batch)
     one = backends.get_segmenter("birefnet", BiRefNetParams(model="unused", batch_size=1), host)
-    assert not hasattr(stages.segmentation(params, one), "batch")  # one per pass: nothing to gather
+    assert not hasattr(steps.segmentation(params, one), "batch")  # one per pass: nothing to gather

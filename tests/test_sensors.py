@@ -13,6 +13,7 @@ from adgen_dagster.jobs import adgen_pipeline
 from adgen_dagster.product_ids import is_valid_product_id
 from adgen_dagster.sensors import SENSORS, catalog_sensor, upload_sensor
 from adgen_dagster.settings import get_settings
+from adgen_dagster.definitions import location_resources
 from assets_defs import PIPELINE_ASSETS
 from resources.store_resource import StoreResource
 from tests.imagegen import encode, product_photo
@@ -75,7 +76,7 @@ def put(store, key, data=JPEG):
 
 
 def test_definitions_load_with_sensors(store_resource):
-    defs = dg.Definitions(assets=PIPELINE_ASSETS, jobs=[adgen_pipeline], sensors=SENSORS, resources={"store": store_resource})
+    defs = dg.Definitions(assets=PIPELINE_ASSETS, jobs=[adgen_pipeline], sensors=SENSORS, resources=location_resources(store_resource))
     repo = defs.get_repository_def()
     repo.load_all_definitions()
     for s in SENSORS:
