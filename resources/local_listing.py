@@ -1,7 +1,7 @@
 """Listing the local store: every name below a folder, with what it is, links never followed.
 
-`walk` yields `(key, kind, status)` for each entry that is not a folder: kind "file" for a
-regular file (with its `lstat`) and "link", "fifo", "socket", "device" or "other" for the
+`walk` lists `(key, kind, mode, mtime_ns, ctime_ns, size)` for each entry that is not a folder:
+kind "file" for a regular file (with its `lstat`'s numbers) and "link", "fifo", "socket", "device" or "other" for the
 rest, from the directory entry's type alone (nothing opened), so a looping or dangling
 link, a FIFO or a device cannot stop, block or slow a listing; the caller reports each
 of those as a name that is not an object. Folders are descended through descriptors
@@ -56,8 +56,10 @@ def _walk_fd(fd: int, rel: str, out: list) -> None:
             if entry.is_file(follow_symlinks=False):  # the common case, from the entry's type alone
                 if name[0] == "." and name.endswith(".part"):
                     continue  # in-flight atomic write
-                # the file's status through this folder's descriptor, never following a link
-                out.append((head + name, "file", os.stat(name, dir_fd=fd, follow_symlinks=False)))
+                # the file's status through this folder's descriptor, never following a link; only
+                # plain numbers are kept (no status object per file outlives this line)
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                out.append((head + name, "file", st.st_mode, st.st_mtime_ns, st.st_ctime_ns, st.st_size))
             elif entry.is_dir(follow_symlinks=False):
                 if name.startswith("."):
                     continue
@@ -66,22 +68,23 @@ def _walk_fd(fd: int, rel: str, out: list) -> None:
                 except OSError as exc:  # replaced or unreadable meanwhile: say so, do not stop
                     if exc.errno in (errno.ENOENT,):
                         continue
-                    out.append((head + name, "other", None))
+                    out.append((head + name, "other", 0, 0, 0, 0))
                     continue
                 try:
                     _walk_fd(sub, head + name, out)
                 finally:
                     os.close(sub)
             elif not (name[0] == "." and name.endswith(".part")):
-                out.append((head + name, _kind(entry), None))
+                out.append((head + name, _kind(entry), 0, 0, 0, 0))
         except FileNotFoundError:  # gone between listing and looking
             continue
 
 
-def walk(root: str, head: str) -> list[tuple[str, str, "os.stat_result | None"]]:
-    """Every non-folder entry below root/head, as (key relative to root, kind, status): a regular
-    file's status is taken during the walk (one `fstatat` per file, through the folder's
-    descriptor), so a whole listing costs one pass over the tree; other kinds have none."""
+def walk(root: str, head: str) -> list[tuple[str, str, int, int, int, int]]:
+    """Every non-folder entry below root/head, as (key relative to root, kind, st_mode, st_mtime_ns,
+    st_ctime_ns, st_size): a regular file's status is taken during the walk (one `fstatat` per
+    file, through the folder's descriptor), so a whole listing costs one pass over the tree;
+    other kinds have zeros."""
     out: list = []
     try:
         with safe_files.open_dir(root, head.split("/") if head else [], head or ".") as fd:

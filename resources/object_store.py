@@ -282,10 +282,13 @@ class LocalObjectStore(ObjectStore):
 
     @staticmethod
     def _info(key: str, st: os.stat_result) -> ObjectInfo:
+        return LocalObjectStore._info_of(key, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    @staticmethod
+    def _info_of(key: str, size: int, mtime_ns: int, ctime_ns: int) -> ObjectInfo:
         # `modified` is when the file arrived or last changed here: a copy that keeps an old
         # file time (cp -p, rsync -a, unzip) still counts as the latest upload.
-        return ObjectInfo(key=key, size=st.st_size, version=f"{st.st_mtime_ns:x}-{st.st_size:x}",
-                          modified=max(st.st_mtime_ns, st.st_ctime_ns) / 1e9)
+        return ObjectInfo(key=key, size=size, version=f"{mtime_ns:x}-{size:x}", modified=max(mtime_ns, ctime_ns) / 1e9)
 
     def list_page(self, prefix: str, start_after: str | None = None, limit: int = 1000) -> ListPage:
         return next(self.list_pages(prefix, start_after, limit))
@@ -311,28 +314,28 @@ class LocalObjectStore(ObjectStore):
         for at in range(0, len(entries), max(1, page_size)):
             page = entries[at:at + page_size]
             objects, refused = [], []
-            for key, entry_kind, st in page:
-                if st is not None and S_ISREG(st.st_mode):
+            for key, entry_kind, mode, mtime_ns, ctime_ns, size in page:
+                if S_ISREG(mode):
                     hit = known.get(key)
-                    if hit is None or hit[0] != st.st_mtime_ns or hit[1] != st.st_ctime_ns or hit[2].size != st.st_size:
+                    if hit is None or hit[0] != mtime_ns or hit[1] != ctime_ns or hit[2].size != size:
                         problem = key_problem(key)
                         if problem is not None:
                             refused.append(Refused(shown(key), f"invalid object key: {problem}"))
                             continue
-                        hit = known[key] = (st.st_mtime_ns, st.st_ctime_ns, self._info(key, st))
+                        hit = known[key] = (mtime_ns, ctime_ns, self._info_of(key, size, mtime_ns, ctime_ns))
                     objects.append(hit[2])
                     continue
                 problem = key_problem(key)
                 if problem is not None:
                     refused.append(Refused(shown(key), f"invalid object key: {problem}"))
                 else:
-                    refused.append(Refused(key, safe_files.kind(st.st_mode) if st is not None else local_listing.KINDS[entry_kind]))
+                    refused.append(Refused(key, safe_files.kind(mode) if entry_kind == "file" else local_listing.KINDS[entry_kind]))
             files += len(objects)
             last = at + page_size >= len(entries)
             if last and start_after is None and len(known) > files:  # a whole listing: forget deleted files
                 listed = {e[0] for e in entries}
-                for key in [k for k in known if k not in listed]:
-                    del known[key]
+                for key in [k for k in list(known) if k not in listed]:  # a copy: safe beside another listing
+                    known.pop(key, None)
             yield ListPage(objects, None if last else page[-1][0], refused)
 
     def delete(self, key: str) -> None:

@@ -80,3 +80,27 @@ def test_atomic_put_leaves_no_partial_file_on_failure(store, monkeypatch):
     monkeypatch.undo()
     assert store.get("products/p/a.png") == b"old"
     assert sorted(os.listdir(store.root / "products" / "p")) == ["a.png"]
+
+
+def test_a_listing_again_keeps_unchanged_infos_and_sees_each_change(store):
+    """The local listing remembers what it built per file; a file rewritten in place (same size),
+    replaced by a link, or deleted is seen as it is now."""
+    for name in ("a", "b", "c", "d"):
+        store.put(f"uploads/{name}.jpg", b"1234")
+    first = {o.key: o for o in store.list("uploads/")}
+    again = {o.key: o for o in store.list("uploads/")}
+    assert all(again[k] is first[k] for k in first)  # nothing changed: the same objects, nothing rebuilt
+    path = store.root / "uploads" / "a.jpg"
+    st = os.stat(path)
+    path.write_bytes(b"5678")  # in place, same size
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    (store.root / "uploads" / "b.jpg").unlink()
+    os.symlink("/etc/passwd", store.root / "uploads" / "b.jpg")
+    store.delete("uploads/c.jpg")
+    page = store.list_page("uploads/")
+    now = {o.key: o for o in page.objects}
+    assert sorted(now) == ["uploads/a.jpg", "uploads/d.jpg"]
+    assert now["uploads/a.jpg"].version != first["uploads/a.jpg"].version and now["uploads/d.jpg"] is first["uploads/d.jpg"]
+    assert [(r.key, "link" in r.reason) for r in page.refused] == [("uploads/b.jpg", True)]
+    store.put("uploads/c.jpg", b"1234")
+    assert store.info("uploads/c.jpg") in store.list_page("uploads/").objects

@@ -146,6 +146,27 @@ def test_reupload_reruns_duplicate_does_not(resource, instance):
     assert json.loads(store.get("products/lamp/upload.json"))["version"] == new.version
 
 
+def test_a_deleted_upload_is_forgotten_and_asked_for_again_when_it_returns(store, store_resource, instance, small_ticks,
+                                                                             monkeypatch):
+    monkeypatch.setattr(small_ticks, "pages_per_tick", 10)  # a whole pass per tick: what forgets deleted uploads
+    put(store, "uploads/cup.jpg")
+    put(store, "uploads/pen.jpg")
+    path = store.root / "uploads" / "pen.jpg"
+    st = os.stat(path)
+    first = tick(upload_sensor, instance, store_resource)
+    assert sorted(run_keys(first)) == ["cup", "pen"]
+    second = tick(upload_sensor, instance, store_resource, first.cursor)
+    assert run_keys(second) == {}
+    path.unlink()
+    third = tick(upload_sensor, instance, store_resource, second.cursor)
+    assert run_keys(third) == {}
+    path.write_bytes(JPEG)  # the same photo back, with the same file time: the same version as before
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    fourth = tick(upload_sensor, instance, store_resource, third.cursor)
+    assert run_keys(fourth) == {"pen": run_keys(first)["pen"]}  # forgotten when it went, so asked for again
+    assert run_keys(tick(upload_sensor, instance, store_resource, fourth.cursor)) == {}
+
+
 def test_sidecar_change_and_sidecar_on_a_later_page(resource, instance, small_ticks, monkeypatch):
     store = resource.get_store()
     img = put(store, "uploads/bag.jpg")

@@ -13,8 +13,10 @@ again from the first key: that is how re-uploads are seen.
 The sensor is incremental: its memory (`upload_memory`, kept in the instance) holds, per
 upload, the image and sidecar versions it already requested a run for (version = ETag on
 S3, mtime+size locally). A listed upload whose versions match is not looked at again (no
-store read, no run request, no log line); only new and changed uploads are, so a tick's
-work beyond the listing is in proportion to what changed, and it logs counts, not keys.
+store read, no run request, no log line, no new object); only new and changed uploads are,
+so a tick's work beyond the listing is in proportion to what changed, and it logs counts,
+not keys. (The local store's listing remembers what it built per file, too: an unchanged
+file costs one `stat` and a look-up.)
 The new products of a tick, and re-uploaded neighbours, run in batches
 (`upload_batches`): ranged runs of up to `ADGEN_BATCH_SIZE` products, each with a run key
 derived from its members' versions, so each upload version runs once.
