@@ -19,7 +19,7 @@ import dagster as dg
 
 from adgen_dagster.jobs import adgen_pipeline
 from adgen_dagster.schedules import build_nightly_schedule
-from adgen_dagster.sensors import SENSORS
+from adgen_dagster.sensors import build_sensors
 from adgen_dagster.settings import AdgenSettings, get_settings
 from assets_defs import pipeline_assets
 from resources.gpu_resource import GpuResource
@@ -41,7 +41,7 @@ def defs() -> dg.Definitions:
         assets=pipeline_assets(settings),
         jobs=[adgen_pipeline],
         schedules=[build_nightly_schedule(settings)],
-        sensors=SENSORS,
+        sensors=build_sensors(settings),
         resources=location_resources(settings=settings),
         # Backfills run as the implicit asset job: in-process too, so a run's steps share one
         # process (and its loaded models), and a run can execute inside a Celery worker, whose

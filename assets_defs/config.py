@@ -31,10 +31,9 @@ def to_params(config: dg.Config, params_cls: type[P]) -> P:
     return params_cls.model_validate({n: getattr(config, n) for n in params_cls.model_fields})
 
 
-def backend_fields(kind: str, default: str, help_text: str) -> dict[str, tuple[type, Any, str]]:
-    """`backend` plus one nested config per backend of `kind` that has settings of its own."""
+def backend_fields(kind: str, default: str, help_text: str, settings: Any) -> dict[str, tuple[type, Any, str]]:
+    """`backend` plus one nested config per backend of `kind` that has settings of its own (defaults from `settings`)."""
     from adgen_dagster.backends import TABLES
-    from adgen_dagster.settings import get_settings
 
     table, setting = TABLES[kind]
     fields: dict[str, tuple[type, Any, str]] = {
@@ -42,7 +41,7 @@ def backend_fields(kind: str, default: str, help_text: str) -> dict[str, tuple[t
     }
     for name, spec in table.items():
         if spec.params is not None:
-            cls = stage_config(f"{spec.params.__name__.removesuffix('Params')}Config", getattr(get_settings(), spec.settings_field))
+            cls = stage_config(f"{spec.params.__name__.removesuffix('Params')}Config", getattr(settings, spec.settings_field))
             fields[spec.settings_field] = (cls, cls(), f"Settings of the '{name}' backend: {spec.description}.")
     return fields
 

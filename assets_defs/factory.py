@@ -109,7 +109,7 @@ def _noting(compute: Compute, checks: Sequence[Check], rejected: dict[str, tuple
 
 
 def stage_asset(stage: Stage, plan: AssetPlan, settings: Any, stages: Sequence[Stage] = STAGES) -> dg.AssetsDefinition:
-    extra = backend_fields(stage.backend, backend_for(stage, settings), plan.backend_help) if stage.backend else {}
+    extra = backend_fields(stage.backend, backend_for(stage, settings), plan.backend_help, settings) if stage.backend else {}
     config_cls = stage_config(f"{stage.params.__name__.removesuffix('Params')}Config", params_for(stage, settings), **extra)
     rule(stage.name, config_cls, stage.params, stage.backend or None)
     upstream = deps(stage, stages)

@@ -81,6 +81,8 @@ def test_the_location_reads_its_settings_when_loaded_and_warns_nothing(monkeypat
 
     monkeypatch.setenv("ADGEN_BATCH_SIZE", "3")
     monkeypatch.setenv("ADGEN_RETOUCH__CONTRAST", "1.3")
+    monkeypatch.setenv("ADGEN_SENSOR__INTERVAL_SECONDS", "17")
+    monkeypatch.setenv("ADGEN_FLUX__STEPS", "3")
     get_settings.cache_clear()
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -94,5 +96,10 @@ def test_the_location_reads_its_settings_when_loaded_and_warns_nothing(monkeypat
     assert retouched.backfill_policy.max_partitions_per_run == 3
     assert retouched.op.config_schema.config_type.fields["contrast"].default_value == 1.3
     assert defs.resolve_assets_def("retouched").backfill_policy.max_partitions_per_run != 3  # loaded before
+    sensors = {s.name: s for s in loaded.sensors}
+    assert sensors["upload_sensor"].minimum_interval_seconds == 17
+    assert sensors["split_failed_batches"].minimum_interval_seconds == 17
+    flux = loaded.resolve_assets_def("background").op.config_schema.config_type.fields["flux"]
+    assert flux.config_type.fields["steps"].default_value == 3  # a backend's own settings too
     assert {"store", "gpu"} <= set(loaded.resources)
     assert [a.op.name for a in loaded.assets if a.resource_defs] == []  # no asset binds a resource of its own

@@ -24,19 +24,22 @@ def sensor_settings() -> SensorSettings:
     return get_settings().sensor
 
 
-def default_status() -> dg.DefaultSensorStatus:
-    return dg.DefaultSensorStatus.RUNNING if sensor_settings().running else dg.DefaultSensorStatus.STOPPED
+def default_status(settings: SensorSettings) -> dg.DefaultSensorStatus:
+    return dg.DefaultSensorStatus.RUNNING if settings.running else dg.DefaultSensorStatus.STOPPED
 
 
-def store_sensor(name: str, evaluate: Evaluate, interval_seconds: int, description: str) -> dg.SensorDefinition:
+def store_sensor(name: str, evaluate: Evaluate, interval_seconds: int, description: str,
+                 settings: SensorSettings) -> dg.SensorDefinition:
     """A sensor of `adgen_pipeline` whose tick is `evaluate(context, store, settings)`.
 
     The evaluation takes a plain `ObjectStore`, so `make demo` and the benchmarks call it
-    without the resource; the sensor itself only unwraps the `store` resource.
+    without the resource; the sensor itself only unwraps the `store` resource. `settings`
+    (read when the code location loads) give its interval and default status; each tick
+    reads the settings in force then.
     """
 
-    @dg.sensor(name=name, job_name=JOB, minimum_interval_seconds=interval_seconds, default_status=default_status(),
-               description=description)
+    @dg.sensor(name=name, job_name=JOB, minimum_interval_seconds=interval_seconds,
+               default_status=default_status(settings), description=description)
     def _sensor(context: dg.SensorEvaluationContext, store: StoreResource) -> dg.SensorResult:
         return evaluate(context, store.get_store(), sensor_settings())
 

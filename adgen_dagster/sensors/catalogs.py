@@ -28,7 +28,7 @@ from typing import Optional
 
 import dagster as dg
 
-from adgen_dagster.sensors.base import json_cursor, parallel, partition_requests, read_json, sensor_settings, store_sensor
+from adgen_dagster.sensors.base import json_cursor, parallel, partition_requests, read_json, store_sensor
 from adgen_dagster.sensors.catalog_rows import CatalogError, apply_row, Row, validate_row, parse_catalog
 from adgen_dagster.sensors.told import Told
 from adgen_dagster.settings import SensorSettings
@@ -197,8 +197,11 @@ def evaluate_catalogs(context: dg.SensorEvaluationContext, store: ObjectStore, s
     return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=partitions, skip_reason=skip, cursor=cursor)
 
 
-catalog_sensor = store_sensor(
-    "catalog_sensor", evaluate_catalogs, sensor_settings().catalog_interval_seconds,
-    "Catalog manifests (catalogs/*.csv, *.jsonl: file, name, headline, subline, price, style) "
-    "set product details, register the products and request their runs; bad rows go to <catalog>.report.json.",
-)
+
+def build_catalog_sensor(settings: SensorSettings) -> dg.SensorDefinition:
+    return store_sensor(
+        "catalog_sensor", evaluate_catalogs, settings.catalog_interval_seconds,
+        "Catalog manifests (catalogs/*.csv, *.jsonl: file, name, headline, subline, price, style) "
+        "set product details, register the products and request their runs; bad rows go to <catalog>.report.json.",
+        settings,
+    )

@@ -13,7 +13,8 @@ from typing import Iterable
 import dagster as dg
 
 from adgen_dagster.partitions import products_partitions
-from adgen_dagster.sensors.base import sensor_settings, default_status
+from adgen_dagster.sensors.base import default_status
+from adgen_dagster.settings import SensorSettings
 
 SPLIT_TAG = "adgen/split_from"
 
@@ -46,14 +47,14 @@ def _failure_metadata(context: dg.RunFailureSensorContext) -> list[dict]:
     return out
 
 
-def _split_sensor():
+def build_split_sensor(settings: SensorSettings) -> dg.RunFailureSensorDefinition:
     from adgen_dagster.jobs import adgen_pipeline
 
     @dg.run_failure_sensor(
         name="split_failed_batches",
         request_job=adgen_pipeline,
-        default_status=default_status(),
-        minimum_interval_seconds=sensor_settings().interval_seconds,
+        default_status=default_status(settings),
+        minimum_interval_seconds=settings.interval_seconds,
         description="A batched run (backfill, nightly refresh) in which some products failed is re-run one product per "
         "run: the good ones finish from the cache, each bad one fails alone with its own message.",
     )
@@ -65,5 +66,3 @@ def _split_sensor():
 
     return split_failed_batches
 
-
-split_failed_batches = _split_sensor()
