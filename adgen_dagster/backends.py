@@ -4,27 +4,36 @@ Each stage that has alternative implementations looks its backend up here, so th
 assets, the command line and the benchmarks never branch on backend names themselves.
 An unknown name is one clear error that names the setting and lists what is available.
 
-A backend is a callable with the stage's signature:
+Every backend is a class with its kind's shape (`imaging.backend`: `Segmenter`,
+`BackgroundRenderer`, `Analyzer`), and the tables below are those classes by the names
+they declare. Importing them imports no torch, diffusers or transformers: the neural
+modules import those inside the methods that load or run a model.
 
-- segmenter: `(image, SegmentParams) -> Cutout`, optionally with `.batch(images, params)`
-- background: `(details, product_colours, BackdropParams, seed=...) -> Image`
-- analyzer: `(image, mask, AnalysisParams) -> Analysis`
-
-Neural backends are built by a factory from their own settings (`models.params`) and the
-process's `ModelHost`; their modules (and torch) are imported only when selected. After a
-call, a backend may expose `last_metadata` (device, load and inference times, where each
-analysis field came from) for the materialization's metadata.
+A neural backend (one with `params_model`) is built from its own settings and the
+`ModelHost` the caller has: the assets take it from their GPU resource, the command line
+and the benchmarks build it from the settings (`models.host.host_for`). There is no host
+to fall back on here: resolving one without a host is an error.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Optional, Union
 
 from pydantic import BaseModel
 
-from adgen_dagster.models.params import BiRefNetParams, FluxParams, QwenParams
+from adgen_dagster.imaging.analyze import ClassicalAnalyzer
+from adgen_dagster.imaging.backdrop import StudioBackground
+from adgen_dagster.imaging.backend import Analyzer, BackgroundRenderer, Segmenter
+from adgen_dagster.imaging.segment import ClassicalSegmenter
+from adgen_dagster.models.auto_segment import AutoSegmenter
+from adgen_dagster.models.birefnet import BiRefNetSegmenter
+from adgen_dagster.models.flux import FluxBackground
+from adgen_dagster.models.host import ModelHost
+from adgen_dagster.models.qwen_vl import QwenAnalyzer
+from adgen_dagster.models.u2netp import U2NetpSegmenter
+
+Impl = Union[Segmenter, BackgroundRenderer, Analyzer]
 
 
 class BackendError(ValueError):
@@ -33,36 +42,25 @@ class BackendError(ValueError):
 
 @dataclass(frozen=True)
 class BackendSpec:
-    """Where a backend lives; `target` is 'module:attr' (a function, or a factory if `params`)."""
+    """A backend class, as the settings, the run config and `adgen doctor` list it."""
 
-    target: str
-    params: Optional[type[BaseModel]] = None  # its own settings: a factory (params, host) -> callable
-    settings_field: str = ""  # the AdgenSettings field holding those settings
-    description: str = ""
+    cls: type
+    params: Optional[type[BaseModel]]  # its own settings: built as cls(params, host); None: cls()
+    settings_field: str  # the AdgenSettings field holding those settings
+    description: str
+
+    @classmethod
+    def of(cls, backend: type) -> "BackendSpec":
+        return cls(backend, backend.params_model, backend.settings_field, backend.description)
 
 
-SEGMENTERS: dict[str, BackendSpec] = {
-    "auto": BackendSpec("adgen_dagster.models.auto_segment:cutout_auto",
-                        description="CPU, shipped model: U2-Net-p refined, or classical on a clean studio backdrop where it is better"),
-    "u2netp": BackendSpec("adgen_dagster.models.u2netp:cutout_u2netp",
-                          description="CPU, shipped model (4.6 MB, OpenCV DNN): U2-Net-p with a crop pass, refined at full size"),
-    "classical": BackendSpec("adgen_dagster.imaging.segment:cutout_classical",
-                             description="CPU, no weights: background model + GrabCut + band matting (plain backdrops)"),
-    "birefnet": BackendSpec("adgen_dagster.models.birefnet:BiRefNetSegmenter", BiRefNetParams, "birefnet",
-                            "BiRefNet (transformers, remote code) on the GPU"),
-}
-BACKGROUNDS: dict[str, BackendSpec] = {
-    "studio": BackendSpec("adgen_dagster.imaging.backdrop:render_studio",
-                          description="CPU, no weights: studio sweep in the product's colours"),
-    "flux": BackendSpec("adgen_dagster.models.flux:FluxBackground", FluxParams, "flux",
-                        "FLUX.1 (diffusers) txt2img or img2img from the studio sweep, on the GPU"),
-}
-ANALYZERS: dict[str, BackendSpec] = {
-    "classical": BackendSpec("adgen_dagster.imaging.analyze:analyze_classical",
-                             description="CPU, no weights: colour science and layout"),
-    "qwen2-vl": BackendSpec("adgen_dagster.models.qwen_vl:QwenAnalyzer", QwenParams, "qwen2_vl",
-                            "Qwen2-VL / Qwen2.5-VL (transformers) answering the analysis schema, classical fallback"),
-}
+def _table(*classes: type) -> dict[str, BackendSpec]:
+    return {c.name: BackendSpec.of(c) for c in classes}
+
+
+SEGMENTERS = _table(AutoSegmenter, U2NetpSegmenter, ClassicalSegmenter, BiRefNetSegmenter)
+BACKGROUNDS = _table(StudioBackground, FluxBackground)
+ANALYZERS = _table(ClassicalAnalyzer, QwenAnalyzer)
 
 TABLES = {"segmenter": (SEGMENTERS, "ADGEN_SEGMENTER"), "background": (BACKGROUNDS, "ADGEN_BACKGROUND"),
           "analyzer": (ANALYZERS, "ADGEN_ANALYZER")}
@@ -81,18 +79,25 @@ def spec(kind: str, name: str) -> BackendSpec:
 
 @dataclass
 class Backend:
-    """A resolved backend: its callable and its own settings (if any), which go in the cache key."""
+    """A resolved backend: the instance and its own settings (if any), which go in the cache key."""
 
     kind: str
     name: str
-    fn: Callable
+    impl: Impl
     params: Optional[BaseModel] = None
 
+    @property
+    def batch_size(self) -> int:
+        return self.impl.batch_size
+
     def last_metadata(self) -> dict:
-        return dict(getattr(self.fn, "last_metadata", None) or {})
+        return dict(self.impl.last_metadata)
 
     def __call__(self, *args, **kwargs):
-        return self.fn(*args, **kwargs)
+        return self.impl(*args, **kwargs)
+
+    def batch(self, *args, **kwargs):
+        return self.impl.batch(*args, **kwargs)  # type: ignore[union-attr]  # segmenters only
 
 
 def default_params(kind: str, name: str, settings: Any = None) -> Optional[BaseModel]:
@@ -107,33 +112,30 @@ def default_params(kind: str, name: str, settings: Any = None) -> Optional[BaseM
     return getattr(settings, s.settings_field)
 
 
-def resolve(kind: str, name: str, params: Optional[BaseModel] = None, host: Any = None) -> Backend:
-    """The backend `name` of `kind`, built with `params` (default: the settings) on `host`.
+def resolve(kind: str, name: str, params: Optional[BaseModel] = None, host: Optional[ModelHost] = None) -> Backend:
+    """The backend `name` of `kind`; a neural one built with `params` (default: the settings) on `host`.
 
     `params` may be any model with the backend's fields (the run config's section); it is
-    validated into the backend's own settings model here, once.
+    validated into the backend's own settings model here, once. `host` is the caller's
+    `ModelHost`; a backend that needs one and gets none is a TypeError (a caller's bug).
     """
     s = spec(kind, name)
-    module, attr = s.target.split(":")
-    target = getattr(importlib.import_module(module), attr)
     if s.params is None:
-        return Backend(kind, name, target)
-    p = s.params.model_validate((params if params is not None else default_params(kind, name)).model_dump())
+        return Backend(kind, name, s.cls())
     if host is None:
-        from adgen_dagster.settings import get_settings
-        from adgen_dagster.models.host import host_for
+        raise TypeError(f"the {kind} backend {name!r} runs a model: resolve it with the caller's ModelHost "
+                        f"(host=...: the GPU resource's get_host(), or models.host.host_for(settings.gpu))")
+    p = s.params.model_validate((params if params is not None else default_params(kind, name)).model_dump())
+    return Backend(kind, name, s.cls(p, host), p)
 
-        host = host_for(get_settings().gpu)
-    return Backend(kind, name, target(p, host), p)
 
-
-def get_segmenter(name: str, params: Optional[BaseModel] = None, host: Any = None) -> Backend:
+def get_segmenter(name: str, params: Optional[BaseModel] = None, host: Optional[ModelHost] = None) -> Backend:
     return resolve("segmenter", name, params, host)
 
 
-def get_background(name: str, params: Optional[BaseModel] = None, host: Any = None) -> Backend:
+def get_background(name: str, params: Optional[BaseModel] = None, host: Optional[ModelHost] = None) -> Backend:
     return resolve("background", name, params, host)
 
 
-def get_analyzer(name: str, params: Optional[BaseModel] = None, host: Any = None) -> Backend:
+def get_analyzer(name: str, params: Optional[BaseModel] = None, host: Optional[ModelHost] = None) -> Backend:
     return resolve("analyzer", name, params, host)

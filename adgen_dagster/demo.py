@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     import dagster as dg
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG, RUN_KEY_TAG, SENSOR_NAME_TAG
 
-    from adgen_dagster import upload_memory
-    from adgen_dagster.definitions import defs
+    from adgen_dagster.sensors import upload_memory
+    from adgen_dagster.definitions import defs as load_defs
     from adgen_dagster.sensors import evaluate_uploads, upload_sensor
     from adgen_dagster.settings import get_settings
     from resources.store_resource import StoreResource
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     for req in tick.dynamic_partitions_requests:
         instance.add_dynamic_partitions(req.partitions_def_name, list(req.partition_keys))
     pids = [upload_for_sample(row) for row in sample_catalog()]
-    job = defs.resolve_job_def("adgen_pipeline")
+    job = load_defs().resolve_job_def("adgen_pipeline")
 
     print(f"adgen demo: {len(pids)} sample products, store {store.uri('products')}, Dagster home {os.environ['DAGSTER_HOME']}")
     if not tick.run_requests:

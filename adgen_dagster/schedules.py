@@ -65,4 +65,8 @@ def build_nightly_schedule(settings: AdgenSettings | None = None) -> dg.Schedule
     return nightly_refresh
 
 
-nightly_refresh = build_nightly_schedule()
+def __getattr__(name: str):
+    """`nightly_refresh`, built for the settings in force when first asked for (not at import)."""
+    if name == "nightly_refresh":
+        return build_nightly_schedule()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

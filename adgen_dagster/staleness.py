@@ -1,7 +1,7 @@
 """Which products need re-running: outputs missing, or made with other code or settings.
 
 Every materialization records `settings_key` in its metadata: a digest of the stage, its
-code version, backend, model id and parameters (`resources.stages.settings_key`, no
+code version, backend, model id and parameters (`stage_runner.settings_key`, no
 input digests). A product is stale when, for any asset, the settings key of its latest
 materialization differs from the key the current settings give, and missing when an
 asset has no materialization for it at all.
@@ -20,37 +20,29 @@ import dagster as dg
 from dagster._core.events import DagsterEventType
 
 from adgen_dagster.backends import default_params
-from adgen_dagster.imaging import ads, analyze, backdrop, composite, decode, retouch, segment
 from adgen_dagster.settings import AdgenSettings, get_settings
-from resources.stages import settings_key
+from adgen_dagster.stage_runner import settings_key
+from adgen_dagster.stages import STAGES, Stage, backend_for, params_for
 
 # Tags Dagster itself puts on a run over a range of partitions (backfills do the same).
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
-def current_settings_keys(settings: AdgenSettings | None = None) -> dict[str, str]:
-    """{asset name: the settings key a materialization made now would record}.
+def current_settings_keys(settings: AdgenSettings | None = None, stages: Sequence[Stage] = STAGES) -> dict[str, str]:
+    """{asset key: the settings key a materialization made now would record}.
 
-    Mirrors what each asset passes to `run_stage` (stage name, version, params from the
+    What the runner records for each stage (stage name, version, params from the
     settings, backend), so a default run's metadata matches these keys exactly.
     """
     s = settings or get_settings()
-
-    def bp(kind: str, name: str):
-        return default_params(kind, name, s)
-
-    seg = settings_key("segmentation", segment.VERSION, s.segment, s.segmenter, bp("segmenter", s.segmenter))
-    return {
-        "product_image": settings_key("product_image", decode.VERSION, s.decode),
-        "nobg_image": seg,
-        "mask": seg,
-        "background": settings_key("background", backdrop.VERSION, s.backdrop, s.background, bp("background", s.background)),
-        "composite": settings_key("composite", composite.VERSION, s.composite),
-        "retouched": settings_key("retouched", retouch.VERSION, s.retouch),
-        "analysis": settings_key("analysis", analyze.VERSION, s.analysis, s.analyzer, bp("analyzer", s.analyzer)),
-        "ad_creatives": settings_key("ad_creatives", ads.VERSION, s.ads),
-    }
+    keys: dict[str, str] = {}
+    for stage in stages:
+        backend = backend_for(stage, s)
+        own = default_params(stage.backend, backend, s) if stage.backend else None
+        key = settings_key(stage.name, stage.version, params_for(stage, s), backend, own)
+        keys.update({asset: key for asset in stage.asset_keys})
+    return keys
 
 
 def latest_settings_keys(instance: dg.DagsterInstance, asset: str, pids: Iterable[str]) -> dict[str, str]:

@@ -1,23 +1,39 @@
-"""The Dagster assets, one module per stage. Thin: read inputs, call the core, write, report."""
+"""The Dagster assets: one per stage of the registry, built by `factory`; one module per stage's own parts.
 
-import warnings
+Nothing is built at import: `pipeline_assets(settings)` builds them (the code location
+calls it when Dagster loads it), so the settings they take defaults from are those in
+force then. `PIPELINE_ASSETS` is the same list for the settings of this process, built on
+first use.
+"""
+
+from functools import lru_cache
+from typing import Optional
 
 import dagster as dg
 
-# `backfill_policy=` on @asset is marked beta in Dagster 1.13; say so once here, not per asset.
-warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
-warnings.filterwarnings("ignore", message="Parameter `resource_defs`", category=dg.BetaWarning)
-# Partitioned check specs (per-product check status, assets_defs/checks.py) are a preview feature.
-warnings.filterwarnings("ignore", message="Specifying a partitions_def on an AssetCheckSpec", category=dg.PreviewWarning)
+from adgen_dagster.settings import AdgenSettings, get_settings
+from assets_defs import ad_creatives, analysis, background, composite, product_image, retouched, segmentation
+from assets_defs.factory import build_assets
 
-from assets_defs.ad_creatives import ad_creatives
-from assets_defs.analysis import analysis
-from assets_defs.background import background
-from assets_defs.composite import composite
-from assets_defs.product_image import product_image
-from assets_defs.retouched import retouched
-from assets_defs.segmentation import segmentation
+# Each stage's asset plan (assets_defs/<stage>.py): a new stage adds its module here.
+PLANS = {m.PLAN.stage: m.PLAN for m in (product_image, segmentation, background, composite, retouched, analysis,
+                                         ad_creatives)}
 
-PIPELINE_ASSETS = [product_image, segmentation, background, composite, retouched, analysis, ad_creatives]
 
-__all__ = ["PIPELINE_ASSETS", *[a.op.name for a in PIPELINE_ASSETS]]
+def pipeline_assets(settings: Optional[AdgenSettings] = None) -> list[dg.AssetsDefinition]:
+    """Every stage's asset, in graph order, with run-config defaults and batch size from `settings`."""
+    return build_assets(PLANS, settings or get_settings())
+
+
+@lru_cache(maxsize=1)
+def _default_assets() -> list[dg.AssetsDefinition]:
+    return pipeline_assets()
+
+
+def __getattr__(name: str):
+    if name == "PIPELINE_ASSETS":
+        return _default_assets()
+    raise AttributeError(f"module 'assets_defs' has no attribute {name!r}")
+
+
+__all__ = ["PIPELINE_ASSETS", "PLANS", "pipeline_assets"]

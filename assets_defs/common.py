@@ -1,8 +1,8 @@
 """What every asset does around its stage: loop products, cache, fail readably, report.
 
 Assets are written for a run that holds one or many partitions (batched backfills):
-`materialize_stage` runs the stage (through `resources.stages.run_stage`, which owns the
-cache and the product files) for each product id in the run and turns any exception
+`materialize_stage` runs the stage (through `adgen_dagster.stage_runner.run_stage`, which
+owns the cache and the product files) for each product id in the run and turns any exception
 into one `dagster.Failure` whose description names the stage, the product and what was
 wrong, instead of a traceback as the only clue.
 """
@@ -15,13 +15,13 @@ from typing import Any, Callable, Iterator
 import dagster as dg
 from pydantic import BaseModel
 
-from adgen_dagster.backends import Backend
 from adgen_dagster.imaging.decode import BadImageError
 from adgen_dagster.imaging.details import DetailsError
+from adgen_dagster.models.errors import ModelError
+from adgen_dagster.models.memory import free_after_oom
+from adgen_dagster.stage_runner import StageResult, product_key, run_stage, stage_key
+from adgen_dagster.stages import Compute, Files, Stage, StageContext
 from resources.object_store import ObjectNotFound, StoreError
-from resources.products import product_key
-from resources.model_host import ModelError, free_after_oom
-from resources.stages import STAGE_INPUTS, Compute, Files, StageResult, run_stage, stage_key
 from resources.store_resource import StoreResource
 
 # Errors whose message is already the whole story for the user.
@@ -58,40 +58,35 @@ def partition_keys(context: dg.AssetExecutionContext) -> list[str]:
 def materialize_stage(
     context: dg.AssetExecutionContext,
     store: StoreResource,
-    stage: str,
-    version: str,
+    stage: Stage,
     params: BaseModel,
-    compute: Callable[[str], Compute],
-    inputs: Callable[[str], Files] = lambda pid: {},
-    backend: "str | Backend" = "",
+    compute: Compute,
+    prepare: Callable[[str], tuple[StageContext, Files]] = lambda pid: (StageContext(pid), {}),
+    backend: Any = None,
 ) -> dict[str, StageResult]:
     """Run one stage for every product of this run; returns {pid: result}.
 
-    `compute(pid)` gives the compute function; the stage reads its product files
-    (`stages.STAGE_INPUTS`) itself, and `inputs(pid)` adds bytes from elsewhere. `backend`
-    is a name, or the resolved `Backend`, whose own settings then go in the cache key. A compute
-    with a `.batch` (a model that takes several images per pass) first gets every cache
-    miss of the run in batches; a batch that fails is redone product by product, so a
-    bad product still fails only its own partition.
+    `prepare(pid)` gives the product's context and the files given from outside its
+    folder (the upload); the stage reads its product files (`stage.inputs`) itself.
+    `backend` is the resolved backend (None for a stage without one), whose own settings
+    go in the cache key. A compute with a `.batch` (a model that takes several images per
+    pass) first gets every cache miss of the run in batches; a batch that fails is redone
+    product by product, so a bad product still fails only its own partition.
     """
-    backend, backend_params = (backend.name, backend.params) if isinstance(backend, Backend) else (backend, None)
     s, cache = store.get_store(), store.get_cache()
     pids = partition_keys(context)
-    input_files = STAGE_INPUTS.get(stage, ())
-    done = _precompute_batches(context, s, cache, pids, stage, version, params, compute, inputs, backend,
-                               backend_params, input_files)
+    done = _precompute_batches(context, s, cache, pids, stage, params, compute, prepare, backend)
     results: dict[str, StageResult] = {}
     failed: dict[str, dg.Failure] = {}
     for pid in pids:
         try:
-            with failures_named(stage, pid):
-                given = inputs(pid)  # before compute(pid): a stage may learn about the product from its inputs
-                fn = compute(pid)
+            with failures_named(stage.name, pid):
+                ctx, given = prepare(pid)
+                fn = compute
                 if pid in done:
-                    fn = (lambda ready: (lambda files: ready))(done.pop(pid))
-                results[pid] = r = run_stage(s, cache, pid, stage, version, params, given, fn, backend=backend,
-                                              backend_params=backend_params, input_files=input_files)
-                context.log.info(f"{stage} {pid}: cache {r.cache} ({r.key[:12]}), {r.timings_ms}")
+                    fn = (lambda ready: (lambda files, ctx: ready))(done.pop(pid))
+                results[pid] = r = run_stage(s, cache, stage, params, ctx, fn, given, backend)
+                context.log.info(f"{stage.name} {pid}: cache {r.cache} ({r.key[:12]}), {r.timings_ms}")
         except dg.Failure as failure:
             store_down = isinstance(failure.__cause__, StoreError) and not isinstance(failure.__cause__, ObjectNotFound)
             if len(pids) == 1 or store_down:  # one product, or nothing else can work either
@@ -99,7 +94,7 @@ def materialize_stage(
             failed[pid] = failure
             context.log.error(failure.description or "")
     if failed:
-        raise batch_failure(stage, failed, [p for p in pids if p not in failed])
+        raise batch_failure(stage.name, failed, [p for p in pids if p not in failed])
     return results
 
 
@@ -120,23 +115,21 @@ def batch_failure(stage: str, failed: dict[str, dg.Failure], ok: list[str]) -> d
     )
 
 
-def _precompute_batches(context, s, cache, pids, stage, version, params, compute, inputs, backend, backend_params,
-                        input_files) -> dict[str, tuple[Files, dict]]:
+def _precompute_batches(context, s, cache, pids, stage: Stage, params, compute: Compute, prepare,
+                        backend) -> dict[str, tuple[Files, dict]]:
     """{pid: (outputs, metadata)} for the cache misses of a batching stage; {} otherwise."""
-    try:
-        fn = compute(pids[0]) if len(pids) > 1 else None
-    except Exception:  # that product's own step reports it
-        fn = None
-    if getattr(fn, "batch", None) is None:
+    fn = compute
+    if len(pids) < 2 or getattr(fn, "batch", None) is None:
         return {}
-    misses: dict[str, Files] = {}
+    misses: dict[str, tuple[Files, StageContext]] = {}
     for pid in pids:
         try:
-            key, files = stage_key(s, cache, pid, stage, version, params, inputs(pid), backend, backend_params, input_files)
-            if cache.manifest(stage, key) is None:
-                for name in input_files:
-                    files.setdefault(name, s.get(product_key(pid, name)))
-                misses[pid] = files
+            ctx, given = prepare(pid)
+            key, files = stage_key(s, cache, stage, params, ctx, given, backend)
+            if cache.manifest(stage.name, key) is None:
+                for name in stage.inputs:
+                    files.setdefault(name, s.get(product_key(pid, stage.source_of(name))))
+                misses[pid] = (files, ctx)
         except Exception:  # this product's own step reports it
             continue
     done: dict[str, tuple[Files, dict]] = {}
@@ -150,10 +143,10 @@ def _precompute_batches(context, s, cache, pids, stage, version, params, compute
         except Exception as exc:
             if getattr(exc, "oom", False):
                 free_after_oom(exc)
-            context.log.warning(f"{stage}: batch {', '.join(chunk)} failed ({type(exc).__name__}: {exc}); "
+            context.log.warning(f"{stage.name}: batch {', '.join(chunk)} failed ({type(exc).__name__}: {exc}); "
                                 "running those products one by one")
     if done:
-        context.log.info(f"{stage}: {len(done)} product(s) computed in batches of up to {size}")
+        context.log.info(f"{stage.name}: {len(done)} product(s) computed in batches of up to {size}")
     return done
 
 

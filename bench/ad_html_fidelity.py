@@ -27,7 +27,7 @@ from PIL import Image  # noqa: E402
 
 from adgen_dagster.demo import SAMPLES, sample_catalog  # noqa: E402
 from adgen_dagster.imaging.details import ProductDetails  # noqa: E402
-from adgen_dagster.pipeline import run_product  # noqa: E402
+from adgen_dagster.pipeline import ad_creatives_of, run_product  # noqa: E402
 from bench._util import print_table  # noqa: E402
 from tests.ad_render import check_page  # noqa: E402
 from tests.chromium import Chromium  # noqa: E402
@@ -68,7 +68,7 @@ def main() -> int:
             pid = Path(row["upload"]).stem
             details = ProductDetails(**(row["details"] or {}))
             res = run_product((SAMPLES / row["photo"]).read_bytes(), row["upload"], pid, details)
-            for c in res.ads:
+            for c in ad_creatives_of(res):
                 d = out / pid / "new"
                 old = out / pid / "v1"
                 d.mkdir(parents=True, exist_ok=True)

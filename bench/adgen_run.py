@@ -104,13 +104,15 @@ def run_before(jobs, chain, out: Path) -> None:
 
     from adgen_dagster.cli._app import write_atomic
     from adgen_dagster.product_ids import product_id_for
+    from adgen_dagster.stages import StageContext
 
     for job in jobs:
         pid = product_id_for(job.upload_name)
-        files = {"upload": job.path.read_bytes(), "sidecar": b"", "product_id": pid.encode()}
+        ctx = StageContext(pid, job.label)
+        files = {"upload": job.path.read_bytes(), "sidecar": b""}
         written = {}
-        for _, factory in chain:
-            outputs, _ = factory(job.label)(files)
+        for _, compute in chain:
+            outputs, _ = compute(files, ctx)
             outputs = {k: old_png(v) if isinstance(v, Image.Image) else v for k, v in outputs.items()}
             files.update(outputs)
             written.update(outputs)
@@ -153,15 +155,16 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=12)
     args = parser.parse_args()
 
-    from adgen_dagster.cli.run import process, stage_chain
+    from adgen_dagster.cli.run import process
     from adgen_dagster.cli.run_schedule import product_workers
     from adgen_dagster.imaging.details import ProductDetails
     from adgen_dagster.pipeline import run_product
     from adgen_dagster.settings import get_settings
+    from adgen_dagster.stage_runner import chain_for
 
     uploads = uploads_1024(args.products)
     n = len(uploads)
-    chain = stage_chain(get_settings())
+    chain = chain_for(get_settings())
     global MAX_BYTES
     MAX_BYTES = get_settings().decode.max_bytes
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,19 +17,21 @@ import time
 from pathlib import Path
 
 from _util import print_table, ten_uploads  # (importing _util puts the repo on sys.path)
+from adgen_dagster.definitions import location_resources
 
 BAR = 1.20
 
 
 def bare_core(uploads, root: Path) -> float:
-    from adgen_dagster.cli.run import Job, run_one, stage_chain
+    from adgen_dagster.cli.run import Job, run_one
     from adgen_dagster.settings import get_settings
+    from adgen_dagster.stage_runner import chain_for
     from resources.io import encode_files
     from resources.object_store import LocalObjectStore
     from resources.products import product_key
 
     store = LocalObjectStore(root)
-    chain = stage_chain(get_settings())
+    chain = chain_for(get_settings())
     src = root / "src"
     src.mkdir(parents=True)
     t0 = time.perf_counter()
@@ -38,7 +40,7 @@ def bare_core(uploads, root: Path) -> float:
         path.write_bytes(data)
         res = run_one(Job(name, name, path), chain, None, lambda i, s: None, get_settings().decode.max_bytes)
         for fname, blob in encode_files(res.files).items():
-            if fname not in ("upload", "sidecar", "product_id"):
+            if fname not in ("upload", "sidecar"):
                 store.put(product_key(res.pid, fname), blob)
     return time.perf_counter() - t0
 
@@ -58,7 +60,7 @@ def dagster_batched(uploads, root: Path, instance) -> float:
         pids.append(register_upload(store, f"uploads/{name}").product_id)
     instance.add_dynamic_partitions("products", pids)
     t0 = time.perf_counter()
-    result = dg.materialize(PIPELINE_ASSETS, resources={"store": resource}, instance=instance,
+    result = dg.materialize(PIPELINE_ASSETS, resources=location_resources(resource), instance=instance,
                             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
                             tags={"dagster/asset_partition_range_start": pids[0],
                                   "dagster/asset_partition_range_end": pids[-1]})

@@ -22,6 +22,7 @@ from collections import Counter
 from pathlib import Path
 
 from _util import print_table, ten_uploads  # (importing _util puts the repo on sys.path)
+from adgen_dagster.definitions import location_resources
 
 BAR_SECOND = 0.05
 
@@ -59,7 +60,7 @@ def main() -> None:
             computed: Counter = Counter()
             work_ms = 0.0
             t0 = time.perf_counter()
-            result = dg.materialize(PIPELINE_ASSETS, resources={"store": res}, instance=instance,
+            result = dg.materialize(PIPELINE_ASSETS, resources=location_resources(res), instance=instance,
                                     run_config=run_config or {},
                                     tags={"dagster/asset_partition_range_start": pids[0],
                                           "dagster/asset_partition_range_end": pids[-1]})

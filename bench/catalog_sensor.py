@@ -86,7 +86,7 @@ def main() -> None:
     ap.add_argument("--baseline-ticks", type=int, default=5, help="baseline ticks measured (then extrapolated)")
     args = ap.parse_args()
 
-    from adgen_dagster.catalogs import evaluate_catalogs
+    from adgen_dagster.sensors.catalogs import evaluate_catalogs
     from adgen_dagster.settings import get_settings
     from resources.object_store import LocalObjectStore
 

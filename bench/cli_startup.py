@@ -47,11 +47,12 @@ def in_process_cutout() -> float:
     """The cut-out's own work (decode, segment, encode), warm, median of 3: no start-up."""
     from adgen_dagster.backends import get_segmenter
     from adgen_dagster.imaging.decode import decode_upload
+    from adgen_dagster.models.host import host_for
     from adgen_dagster.settings import AdgenSettings
     from resources.io import encode_png
 
     s = AdgenSettings()
-    seg = get_segmenter(s.segmenter)
+    seg = get_segmenter(s.segmenter, host=host_for(s.gpu))
     data = SAMPLE.read_bytes()
     times = []
     for _ in range(4):

@@ -23,10 +23,13 @@ from PIL import Image
 
 from adgen_dagster.demo import SAMPLES, sample_catalog
 from adgen_dagster.imaging.details import ProductDetails
-from adgen_dagster.pipeline import STAGES, run_product
+from adgen_dagster.pipeline import run_product
+from adgen_dagster.stages import STAGES as REGISTRY
 from adgen_dagster.product_ids import product_id_for
+from adgen_dagster.definitions import location_resources
 
 BAR_MS = 3000
+STAGES = [s.name for s in REGISTRY]
 
 
 def sample_uploads(side: int = 1024) -> list[tuple[str, bytes, ProductDetails]]:
@@ -83,7 +86,7 @@ def bench_dagster(uploads):
             pid = register_upload(store, key).product_id
             instance.add_dynamic_partitions("products", [pid])
             t0 = time.perf_counter()
-            result = dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources={"store": resource}, instance=instance)
+            result = dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources=location_resources(resource), instance=instance)
             wall = (time.perf_counter() - t0) * 1000
             if i == 0:
                 continue  # first run pays Dagster's own warm-up

@@ -13,35 +13,12 @@ first manifest wins and points at blobs that exist. A blob that fails its digest
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from adgen_dagster.stage_runner import cache_key, sha256_hex  # noqa: F401 - the key's one definition, re-exported
 from resources.object_store import ObjectStore
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def cache_key(
-    stage: str,
-    version: str,
-    backend: str,
-    model_id: str,
-    params: Mapping[str, Any],
-    input_digests: Mapping[str, str],
-) -> str:
-    doc = {
-        "stage": stage,
-        "version": version,
-        "backend": backend,
-        "model_id": model_id,
-        "params": dict(sorted(params.items())),
-        "inputs": dict(sorted(input_digests.items())),
-    }
-    return sha256_hex(json.dumps(doc, sort_keys=True, separators=(",", ":"), default=str).encode("utf-8"))
 
 
 @dataclass
@@ -102,7 +79,7 @@ class ResultCache:
         digests = {name: sha256_hex(data) for name, data in outputs.items()}
         blobs = [(self._blob(stage, digests[name]), data) for name, data in outputs.items()]
         if len(blobs) > 1:  # written at once: their disk syncs (or S3 round trips) overlap
-            from resources.io import encoder_pool
+            from adgen_dagster.encoding import encoder_pool
 
             list(encoder_pool().map(lambda blob: self.store.put_if_absent(*blob), blobs))
         else:

@@ -37,8 +37,3 @@ class GpuResource(dg.ConfigurableResource):
 
     def get_host(self) -> ModelHost:
         return host_for(self.settings())
-
-
-# One instance shared by the assets that use models (asset-level resource, so a
-# `materialize(..., resources={"store": ...})` needs no GPU entry of its own).
-GPU = GpuResource()

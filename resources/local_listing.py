@@ -1,8 +1,8 @@
 """Listing the local store: every name below a folder, with what it is, links never followed.
 
-`walk` yields `(key, kind)` for each entry that is not a folder: kind "file" for a
-regular file and "link", "fifo", "socket", "device" or "other" for the rest, from the
-directory entry's type alone (no `stat`, nothing opened), so a looping or dangling
+`walk` yields `(key, kind, status)` for each entry that is not a folder: kind "file" for a
+regular file (with its `lstat`) and "link", "fifo", "socket", "device" or "other" for the
+rest, from the directory entry's type alone (nothing opened), so a looping or dangling
 link, a FIFO or a device cannot stop, block or slow a listing; the caller reports each
 of those as a name that is not an object. Folders are descended through descriptors
 opened with `O_NOFOLLOW` (a link to a folder is reported, never entered). Hidden
@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import Iterator
 
 from resources import safe_files
 from resources.store_errors import ObjectNotFound
@@ -45,14 +44,21 @@ def _kind(entry: os.DirEntry) -> str:
     return "other"
 
 
-def _walk_fd(fd: int, rel: str, with_stat: bool = False) -> Iterator[tuple]:
+def _walk_fd(fd: int, rel: str, out: list) -> None:
+    """Append this folder's entries, then its sub-folders', to `out` (a list, not a generator:
+    a listing of 100,000 names is one pass with no per-name generator step)."""
     with os.scandir(fd) as it:
         entries = list(it)
+    head = f"{rel}/" if rel else ""
     for entry in entries:
         name = entry.name
-        key = f"{rel}/{name}" if rel else name
         try:
-            if entry.is_dir(follow_symlinks=False):
+            if entry.is_file(follow_symlinks=False):  # the common case, from the entry's type alone
+                if name[0] == "." and name.endswith(".part"):
+                    continue  # in-flight atomic write
+                # the file's status through this folder's descriptor, never following a link
+                out.append((head + name, "file", os.stat(name, dir_fd=fd, follow_symlinks=False)))
+            elif entry.is_dir(follow_symlinks=False):
                 if name.startswith("."):
                     continue
                 try:
@@ -60,38 +66,26 @@ def _walk_fd(fd: int, rel: str, with_stat: bool = False) -> Iterator[tuple]:
                 except OSError as exc:  # replaced or unreadable meanwhile: say so, do not stop
                     if exc.errno in (errno.ENOENT,):
                         continue
-                    yield key, "other"
+                    out.append((head + name, "other", None))
                     continue
                 try:
-                    yield from _walk_fd(sub, key, with_stat)
+                    _walk_fd(sub, head + name, out)
                 finally:
                     os.close(sub)
-                continue
-            if name.startswith(".") and name.endswith(".part"):
-                continue  # in-flight atomic write
-            kind = _kind(entry)
-            if not with_stat:
-                yield key, kind
-            else:  # the file's status through this folder's descriptor, never following a link
-                yield key, kind, (os.stat(name, dir_fd=fd, follow_symlinks=False) if kind == "file" else None)
+            elif not (name[0] == "." and name.endswith(".part")):
+                out.append((head + name, _kind(entry), None))
         except FileNotFoundError:  # gone between listing and looking
             continue
 
 
-def walk(root: str, head: str) -> Iterator[tuple[str, str]]:
-    """Every non-folder entry below root/head, as (key relative to root, kind)."""
+def walk(root: str, head: str) -> list[tuple[str, str, "os.stat_result | None"]]:
+    """Every non-folder entry below root/head, as (key relative to root, kind, status): a regular
+    file's status is taken during the walk (one `fstatat` per file, through the folder's
+    descriptor), so a whole listing costs one pass over the tree; other kinds have none."""
+    out: list = []
     try:
         with safe_files.open_dir(root, head.split("/") if head else [], head or ".") as fd:
-            yield from _walk_fd(fd, head)
+            _walk_fd(fd, head, out)
     except (ObjectNotFound, FileNotFoundError):
-        return
-
-
-def walk_with_stat(root: str, head: str) -> Iterator[tuple[str, str, "os.stat_result | None"]]:
-    """As `walk`, with each regular file's status taken during the walk (one `fstatat` per file,
-    through the folder's descriptor): a whole listing costs one pass over the tree."""
-    try:
-        with safe_files.open_dir(root, head.split("/") if head else [], head or ".") as fd:
-            yield from _walk_fd(fd, head, with_stat=True)
-    except (ObjectNotFound, FileNotFoundError):
-        return
+        pass
+    return out

@@ -20,7 +20,9 @@ import hashlib
 import os
 import re
 import stat
+from stat import S_ISREG
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -79,7 +81,7 @@ def check_key(key: str) -> str:
     return key
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObjectInfo:
     key: str
     size: int
@@ -159,6 +161,10 @@ class ObjectStore(abc.ABC):
             if page.next_start_after is None:
                 return
             start_after = page.next_start_after
+
+
+# What the local listings found, per (store root, prefix): key -> (st_mtime_ns, st_ctime_ns, ObjectInfo).
+_LISTED: dict[tuple[str, str], dict[str, tuple[int, int, ObjectInfo]]] = {}
 
 
 class LocalObjectStore(ObjectStore):
@@ -286,26 +292,48 @@ class LocalObjectStore(ObjectStore):
 
     def list_pages(self, prefix: str, start_after: str | None = None, page_size: int = 1000) -> Iterator[ListPage]:
         """The pages of one walk over the folder: a whole listing costs one pass over the tree,
-        however many pages it has (each `list_page` call walks the tree again)."""
+        however many pages it has (each `list_page` call walks the tree again).
+
+        A file listed before with the same status (modification and change times, size) is
+        the same object: its key was checked and its `ObjectInfo` built when it was first
+        listed (`_LISTED`), so listing an unchanged folder again costs one look-up per file
+        and gives the same `ObjectInfo` objects. A whole listing forgets the deleted files.
+        """
         self._check_root()
         head = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
-        entries = sorted((e for e in local_listing.walk_with_stat(str(self.root), head) if e[0].startswith(prefix)
-                          and (start_after is None or e[0] > start_after)), key=lambda e: e[0])
+        entries = sorted((e for e in local_listing.walk(str(self.root), head) if e[0].startswith(prefix)
+                          and (start_after is None or e[0] > start_after)), key=itemgetter(0))
         if not entries:
             yield ListPage([], None, [])
             return
+        known = _LISTED.setdefault((str(self.root), prefix), {})
+        files = 0
         for at in range(0, len(entries), max(1, page_size)):
             page = entries[at:at + page_size]
             objects, refused = [], []
             for key, entry_kind, st in page:
+                if st is not None and S_ISREG(st.st_mode):
+                    hit = known.get(key)
+                    if hit is None or hit[0] != st.st_mtime_ns or hit[1] != st.st_ctime_ns or hit[2].size != st.st_size:
+                        problem = key_problem(key)
+                        if problem is not None:
+                            refused.append(Refused(shown(key), f"invalid object key: {problem}"))
+                            continue
+                        hit = known[key] = (st.st_mtime_ns, st.st_ctime_ns, self._info(key, st))
+                    objects.append(hit[2])
+                    continue
                 problem = key_problem(key)
                 if problem is not None:
                     refused.append(Refused(shown(key), f"invalid object key: {problem}"))
-                elif st is not None and stat.S_ISREG(st.st_mode):
-                    objects.append(self._info(key, st))
                 else:
                     refused.append(Refused(key, safe_files.kind(st.st_mode) if st is not None else local_listing.KINDS[entry_kind]))
-            yield ListPage(objects, page[-1][0] if at + page_size < len(entries) else None, refused)
+            files += len(objects)
+            last = at + page_size >= len(entries)
+            if last and start_after is None and len(known) > files:  # a whole listing: forget deleted files
+                listed = {e[0] for e in entries}
+                for key in [k for k in known if k not in listed]:
+                    del known[key]
+            yield ListPage(objects, None if last else page[-1][0], refused)
 
     def delete(self, key: str) -> None:
         try:

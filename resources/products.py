@@ -11,16 +11,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from adgen_dagster.encoding import encode_json
+from adgen_dagster.imaging.decode import BadImageError
+from adgen_dagster.imaging.details import MAX_DETAILS_BYTES, DetailsError
 from adgen_dagster.product_ids import product_id_for
-from resources.io import encode_json
-from resources.object_store import ObjectNotFound, ObjectStore
+from adgen_dagster.stage_runner import product_key  # noqa: F401 - re-exported: where products' files live
+from resources.object_store import ObjectNotFound, ObjectStore, TooLarge
 
 UPLOADS = "uploads/"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
-
-
-def product_key(pid: str, name: str) -> str:
-    return f"products/{pid}/{name}"
 
 
 @dataclass(frozen=True)
@@ -64,3 +63,21 @@ def upload_for(store: ObjectStore, pid: str) -> UploadRecord:
         ) from None
     return UploadRecord(pid, raw["upload"], raw.get("version", ""))
 
+
+def upload_files(store: ObjectStore, rec: UploadRecord, max_bytes: int) -> dict[str, bytes]:
+    """The product_image stage's sources: the upload and its optional sidecar, each read only if small enough.
+
+    A file over its limit fails with the sentence `decode_upload` / `parse_details` would give.
+    """
+    name = rec.file_name
+    try:
+        upload = store.get(rec.upload_key, max_bytes)
+    except TooLarge as exc:
+        raise BadImageError(f"{name}: the file is {exc.size / 1e6:.0f} MB, larger than the "
+                            f"{max_bytes / 1e6:.0f} MB limit") from None
+    try:
+        sidecar = store.get_or_none(rec.sidecar_key, MAX_DETAILS_BYTES) or b""
+    except TooLarge as exc:
+        raise DetailsError(f"{name}.json: {exc.size / 1e6:.1f} MB of details, larger than the "
+                           f"{MAX_DETAILS_BYTES / 1e6:.0f} MB limit") from None
+    return {"upload": upload, "sidecar": sidecar}

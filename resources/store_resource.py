@@ -16,7 +16,7 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 from pydantic import Field, PrivateAttr
 
-from adgen_dagster.settings import get_settings
+from adgen_dagster.settings import StoreSettings, get_settings
 from resources.cache import ResultCache
 from resources.object_store import LocalObjectStore, ObjectStore, StoreError
 
@@ -26,7 +26,7 @@ REMOTE_LAUNCHER_MODULES = ("dagster_celery", "dagster_k8s", "dagster_docker", "d
 
 def _default(name: str):
     return Field(default_factory=lambda: getattr(get_settings().store, name),
-                 description=type(get_settings().store).model_fields[name].description)
+                 description=StoreSettings.model_fields[name].description)
 
 
 def s3_resource_from_env() -> S3Resource:

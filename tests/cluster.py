@@ -303,7 +303,9 @@ def add_backfill(instance, pids: list[str]) -> str:
     from dagster._core.execution.backfill import PartitionBackfill
     from dagster._core.utils import make_new_backfill_id
 
-    from adgen_dagster.definitions import defs
+    from adgen_dagster.definitions import defs as load_defs
+
+    defs = load_defs()
 
     backfill_id = make_new_backfill_id()
     instance.add_backfill(PartitionBackfill.from_asset_partitions(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import boto3
 from dagster_aws.s3 import S3Resource
 from moto.server import ThreadedMotoServer
+from adgen_dagster.definitions import location_resources
 
 CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "region_name": "us-east-1"}
 
@@ -54,6 +55,6 @@ def materialize_in_process(pid: str, bucket: str, endpoint: str, prefix: str = "
         instance.add_dynamic_partitions("products", [pid])
         resource = StoreResource(kind="s3", bucket=bucket, prefix=prefix,
                                  s3=S3Resource(endpoint_url=endpoint, max_attempts=3, **CREDS))
-        result = dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources={"store": resource},
+        result = dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources=location_resources(resource),
                                 instance=instance, raise_on_error=False)
     raise SystemExit(0 if result.success else 1)

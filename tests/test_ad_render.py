@@ -22,7 +22,7 @@ from adgen_dagster.imaging.ad_layout import baseline_in_line, css_metrics, line_
 from adgen_dagster.imaging.ad_fonts import FONT_DIR
 from adgen_dagster.imaging.ad_params import AD_SIZES
 from adgen_dagster.imaging.details import ProductDetails
-from adgen_dagster.pipeline import run_product
+from adgen_dagster.pipeline import ad_creatives_of, run_product
 from tests.ad_render import check_page
 from tests.chromium import CHROMIUM, Chromium
 
@@ -40,7 +40,7 @@ def creatives():
         row = rows[upload]
         res = run_product((SAMPLES / row["photo"]).read_bytes(), upload, Path(upload).stem,
                           ProductDetails(**row["details"]))
-        out[lang] = {c.size_name: c for c in res.ads}
+        out[lang] = {c.size_name: c for c in ad_creatives_of(res)}
     return out
 
 

@@ -21,9 +21,11 @@ from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 from dagster._daemon.backfill import execute_backfill_iteration
 from dagster._core.utils import make_new_backfill_id
 
-from adgen_dagster.definitions import defs
+from adgen_dagster.definitions import defs as load_defs
 from adgen_dagster.settings import get_settings
 from tests.conftest import REPO
+
+defs = load_defs()  # the code location as Dagster loads it
 
 ASSETS = ["product_image", "nobg_image", "mask", "background", "composite", "retouched", "analysis", "ad_creatives"]
 

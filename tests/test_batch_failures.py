@@ -4,6 +4,7 @@ import dagster as dg
 
 from adgen_dagster.jobs import adgen_pipeline
 from adgen_dagster.sensors import SPLIT_TAG, split_failed_batches
+from adgen_dagster.definitions import location_resources
 from assets_defs import PIPELINE_ASSETS
 from tests.imagegen import encode, product_photo
 
@@ -14,7 +15,7 @@ def test_one_bad_product_in_a_batch_fails_alone_after_the_split(store, store_res
     a = add_product("a-mug.jpg")
     bad = add_product("b-broken.jpg", data=b"this is not a jpeg at all")
     c = add_product("c-lamp.jpg", data=encode(product_photo(colour=(40, 80, 200), seed=2), "JPEG"))
-    result = dg.materialize(PIPELINE_ASSETS, resources={"store": store_resource}, instance=instance, run_config=QUIET,
+    result = dg.materialize(PIPELINE_ASSETS, resources=location_resources(store_resource), instance=instance, run_config=QUIET,
                             tags={"dagster/asset_partition_range_start": a, "dagster/asset_partition_range_end": c},
                             raise_on_error=False)
     assert not result.success
@@ -36,7 +37,7 @@ def test_one_bad_product_in_a_batch_fails_alone_after_the_split(store, store_res
 
     # ... in which each good product finishes (its first stage from the cache) and the bad one fails alone.
     job = dg.Definitions(assets=PIPELINE_ASSETS, jobs=[adgen_pipeline],
-                         resources={"store": store_resource}).resolve_job_def("adgen_pipeline")
+                         resources=location_resources(store_resource)).resolve_job_def("adgen_pipeline")
     outcomes = {r.partition_key: job.execute_in_process(instance=instance, partition_key=r.partition_key, tags=r.tags,
                                                         run_config=QUIET,
                                                         raise_on_error=False) for r in requests}

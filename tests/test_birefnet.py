@@ -10,6 +10,7 @@ pytest.importorskip("transformers")
 
 from adgen_dagster.models.birefnet import BiRefNetSegmenter  # noqa: E402
 from adgen_dagster.models.params import BiRefNetParams, GpuSettings  # noqa: E402
+from adgen_dagster.definitions import location_resources  # noqa: E402
 from assets_defs import PIPELINE_ASSETS  # noqa: E402
 from resources.io import decode_png  # noqa: E402
 from adgen_dagster.models.errors import ModelError  # noqa: E402
@@ -107,7 +108,7 @@ def neural_config(birefnet_dir, **birefnet):
 
 
 def materialize_range(pids, store_resource, instance, run_config):
-    return dg.materialize(PIPELINE_ASSETS, resources={"store": store_resource}, instance=instance, run_config=run_config,
+    return dg.materialize(PIPELINE_ASSETS, resources=location_resources(store_resource), instance=instance, run_config=run_config,
                           tags={"dagster/asset_partition_range_start": pids[0], "dagster/asset_partition_range_end": pids[-1]},
                           raise_on_error=False, selection=["product_image", "nobg_image", "mask"])
 

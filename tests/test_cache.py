@@ -5,6 +5,7 @@ import os
 import dagster as dg
 import pytest
 
+from adgen_dagster.definitions import location_resources
 from assets_defs import PIPELINE_ASSETS
 from resources.cache import ResultCache, cache_key, sha256_hex
 from resources.object_store import LocalObjectStore
@@ -24,7 +25,7 @@ def cache_status(result) -> dict[str, str]:
 
 
 def materialize(pid, store_resource, instance, run_config=None):
-    result = dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources={"store": store_resource},
+    result = dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources=location_resources(store_resource),
                             instance=instance, run_config=run_config or {})
     assert result.success
     return result
@@ -122,18 +123,23 @@ def test_store_records_digests_it_can_return_without_reading(store):
 
 def test_a_run_that_loses_the_cache_race_writes_the_winners_bytes(store):
     """Two runs computing one key with a non-deterministic model: the product's files match the committed entry."""
-    from adgen_dagster.imaging.decode import DecodeParams
-    from resources.stages import run_stage, stage_key
+    from types import SimpleNamespace
+
+    from adgen_dagster.stage_runner import run_stage, stage_key
+    from adgen_dagster.stages import StageContext, stage_named
 
     cache = ResultCache(store)
-    params = DecodeParams()
-    key, _ = stage_key(store, cache, "p1", "background", "1", params, {"x": b"in"}, "flux")
+    stage = stage_named("background")
+    params, ctx, flux = stage.params(), StageContext("p1"), SimpleNamespace(name="flux", params=None)
+    store.put("products/p1/product_image.png", b"img")
+    store.put("products/p1/details.json", b"{}")
+    key, _ = stage_key(store, cache, stage, params, ctx, {"upload": b"in"}, flux)
 
-    def compute(files):
+    def compute(files, ctx):
         cache.put("background", key, {"background.png": b"winner"}, {"who": "winner"})  # the other run, meanwhile
         return {"background.png": b"loser"}, {"who": "loser"}
 
-    r = run_stage(store, cache, "p1", "background", "1", params, {"x": b"in"}, compute, backend="flux")
+    r = run_stage(store, cache, stage, params, ctx, compute, {"upload": b"in"}, flux)
     assert r.key == key and r.cache == "miss"
     assert store.get("products/p1/background.png") == b"winner" and r.metadata == {"who": "winner"}
 
@@ -141,7 +147,7 @@ def test_a_run_that_loses_the_cache_race_writes_the_winners_bytes(store):
 def test_a_new_hub_snapshot_of_the_weights_changes_the_keys(tmp_path, monkeypatch):
     from adgen_dagster.imaging.segment import SegmentParams
     from adgen_dagster.models.params import BiRefNetParams
-    from resources.stages import settings_key
+    from adgen_dagster.stage_runner import settings_key
 
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     params = BiRefNetParams(model="someone/some-net")

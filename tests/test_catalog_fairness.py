@@ -11,7 +11,7 @@ import json
 import dagster as dg
 import pytest
 
-from adgen_dagster.catalogs import SLICE
+from adgen_dagster.sensors.catalogs import SLICE
 from adgen_dagster.sensors import catalog_sensor
 from adgen_dagster.settings import get_settings
 

@@ -16,6 +16,7 @@ from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 from dagster_graphql.test.utils import execute_dagster_graphql
 from PIL import Image, ImageDraw
 
+from adgen_dagster.definitions import location_resources
 from assets_defs import PIPELINE_ASSETS
 from assets_defs.checks import AD_CONTRAST, ANALYSIS_SCHEMA, CUTOUT_QUALITY, MASK_COVERAGE
 from tests.conftest import REPO
@@ -65,7 +66,7 @@ def test_a_batch_with_two_bad_products_shows_each_failure_on_its_partition(store
     bad1 = add_product("tiny-1.png", data=tiny_product(0))
     good2 = add_product("good-2.jpg", data=encode(product_photo(size=(240, 240), colour=(40, 80, 200), seed=2), "JPEG"))
     bad2 = add_product("tiny-2.png", data=tiny_product(4))
-    result = dg.materialize(PIPELINE_ASSETS, resources={"store": store_resource}, instance=instance, run_config=SMALL,
+    result = dg.materialize(PIPELINE_ASSETS, resources=location_resources(store_resource), instance=instance, run_config=SMALL,
                             tags={"dagster/asset_partition_range_start": good1, "dagster/asset_partition_range_end": bad2})
     assert result.success
 
@@ -84,7 +85,7 @@ def test_a_batch_with_two_bad_products_shows_each_failure_on_its_partition(store
     }
 
     # A single-product run records its result on its partition too, and replaces the old one there.
-    rerun = dg.materialize(PIPELINE_ASSETS, resources={"store": store_resource}, instance=instance, run_config=SMALL,
+    rerun = dg.materialize(PIPELINE_ASSETS, resources=location_resources(store_resource), instance=instance, run_config=SMALL,
                            partition_key=good1)
     assert rerun.success
     assert [e.event_specific_data.partition for e in rerun.all_events

@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from adgen_dagster.cli import app
 from adgen_dagster.demo import sample_catalog
 from adgen_dagster.product_ids import product_id_for
+from adgen_dagster.definitions import location_resources
 from assets_defs import PIPELINE_ASSETS
 from tests.conftest import SAMPLES
 
@@ -167,7 +168,7 @@ def test_run_writes_the_same_files_as_the_dagster_assets(tmp_path, store, store_
         if row["details"] is not None:
             (photos / (name + ".json")).write_text(json.dumps(row["details"], ensure_ascii=False), encoding="utf-8")
         pid = add_product(name, data=data, details=row["details"])
-        result = dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources={"store": store_resource}, instance=instance)
+        result = dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources=location_resources(store_resource), instance=instance)
         assert result.success
 
     r = adgen("run", str(photos), "--out", "out", cwd=tmp_path)

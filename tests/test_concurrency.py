@@ -18,13 +18,13 @@ from __future__ import annotations
 import dagster as dg
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from adgen_dagster.stages import STAGES
 from resources.products import register_upload
 from tests.imagegen import encode, product_photo
 from tests.storecheck import check_store
 from tests.test_e2e_dagster_dev import ADD_PARTITION, WORKSPACE, dagster_dev, pytestmark, wait_for  # noqa: F401 (fixture, skip mark)
 
-GPU_STEPS = {"segmentation", "background", "analysis"}
-STAGES = ("product_image", "segmentation", "background", "composite", "retouched", "analysis", "ad_creatives")
+GPU_STEPS = {s.name for s in STAGES if s.backend}  # the stages in the `gpu` pool
 
 LAUNCH_RUN = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
   __typename ... on LaunchRunSuccess { run { runId status } } ... on PythonError { message }
@@ -139,4 +139,4 @@ def test_overlapping_runs_through_the_queue_and_the_gpu_pool(dagster_dev, tmp_pa
     for pid in pids:
         assert store.exists(f"products/{pid}/ads/400x400.html") and store.exists(f"products/{pid}/analysis.json")
     for stage in STAGES:
-        assert len(report.manifests_of(stage)) == len(pids), stage
+        assert len(report.manifests_of(stage.name)) == len(pids), stage.name

@@ -16,6 +16,7 @@ from adgen_dagster.models.auto_segment import cutout_auto
 from adgen_dagster.settings import AdgenSettings
 from bench.devset import make_devset
 from bench.devset.generate import SOURCES
+from adgen_dagster.definitions import location_resources
 from tests.conftest import SAMPLES
 from tests.synthetic import iou, mae
 
@@ -210,7 +211,7 @@ def test_untrustworthy_cut_out_fails_its_product_at_segmentation_with_the_reason
 
     good = add_product("a-mug.jpg")
     bad = add_product("b blank shelf.png", data=blank((320, 240)))
-    result = dg.materialize(PIPELINE_ASSETS, resources={"store": store_resource}, instance=instance,
+    result = dg.materialize(PIPELINE_ASSETS, resources=location_resources(store_resource), instance=instance,
                             tags={"dagster/asset_partition_range_start": good, "dagster/asset_partition_range_end": bad},
                             run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
                             raise_on_error=False)

@@ -6,8 +6,10 @@ import sys
 
 import dagster as dg
 
-from adgen_dagster.definitions import defs
+from adgen_dagster.definitions import defs as load_defs
 from tests.conftest import REPO
+
+defs = load_defs()  # the code location as Dagster loads it
 
 
 def test_definitions_load_and_graph_matches_design():
@@ -23,7 +25,7 @@ def test_definitions_load_and_graph_matches_design():
     assert parents("background") == {"product_image"}
     assert {"nobg_image", "background"} <= parents("composite")
     assert "composite" in parents("retouched") and "retouched" in parents("analysis")
-    assert parents("ad_creatives") == {"retouched", "analysis"}
+    assert parents("ad_creatives") == {"retouched", "analysis", "product_image"}  # it reads details.json too
     assert not graph.get(dg.AssetKey("mask")).child_keys  # a leaf: composite uses nobg_image's alpha (README graph)
     for key in graph.get_all_asset_keys():
         assert graph.get(key).partitions_def.name == "products"
@@ -42,19 +44,24 @@ def test_dagster_cli_validates_the_workspace(tmp_path):
 
 
 def test_the_cpu_path_never_imports_torch():
-    """The neural libraries are optional: loading the code location and the CPU stages must not import them."""
+    """The neural libraries are optional: loading the code location, the backend registry (which imports
+    every backend class, the neural ones included) and the CPU stages must not import them."""
     import subprocess
     import sys
 
-    code = ("import sys; import adgen_dagster.definitions; from resources import stages; "
+    code = ("import sys; import adgen_dagster.definitions; from adgen_dagster.stage_runner import chain_for; "
             "from adgen_dagster.settings import get_settings as g; s = g(); "
-            "stages.segmentation(s.segment, 'classical'); stages.background(s.backdrop, 'studio'); "
+            "from adgen_dagster import backends; from adgen_dagster.models.host import host_for; "
+            "print('NEURAL', sorted(n for t, _ in backends.TABLES.values() for n, b in t.items() if b.params)); "
+            "h = host_for(s.gpu); [backends.resolve(k, n, host=h) for k, (t, _) in backends.TABLES.items() for n in t]; "
+            "chain_for(s.model_copy(update={'segmenter': 'classical', 'background': 'studio', 'analyzer': 'classical'})); "
             "from PIL import Image; from adgen_dagster.backends import get_segmenter; "
             "get_segmenter(s.segmenter)(Image.new('RGB', (64, 48), (200, 90, 30)), s.segment); "
-            "stages.analysis(s.analysis, 'classical'); "
             "print(sorted(m for m in ('torch', 'transformers', 'diffusers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip().splitlines()[-1] == "[]"
+    lines = out.strip().splitlines()
+    assert "NEURAL ['birefnet', 'flux', 'qwen2-vl']" in lines  # the registry holds them, and built them
+    assert lines[-1] == "[]"
 
 
 def test_every_job_of_the_location_runs_in_process():
@@ -63,3 +70,29 @@ def test_every_job_of_the_location_runs_in_process():
     assert implicit.executor_def.name == "in_process"
     for job in defs.resolve_all_job_defs():
         assert job.executor_def.name == "in_process", job.name
+
+
+def test_the_location_reads_its_settings_when_loaded_and_warns_nothing(monkeypatch):
+    """`defs` is built when Dagster loads it (`@dg.definitions`), from the settings in force then,
+    with the resources bound there; building it raises no Dagster beta or preview warning."""
+    import warnings
+
+    from adgen_dagster.settings import get_settings
+
+    monkeypatch.setenv("ADGEN_BATCH_SIZE", "3")
+    monkeypatch.setenv("ADGEN_RETOUCH__CONTRAST", "1.3")
+    get_settings.cache_clear()
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            loaded = load_defs()
+            dg.Definitions.validate_loadable(loaded)
+    finally:
+        get_settings.cache_clear()
+    assert [str(w.message) for w in caught if issubclass(w.category, (dg.BetaWarning, dg.PreviewWarning))] == []
+    retouched = loaded.resolve_assets_def("retouched")
+    assert retouched.backfill_policy.max_partitions_per_run == 3
+    assert retouched.op.config_schema.config_type.fields["contrast"].default_value == 1.3
+    assert defs.resolve_assets_def("retouched").backfill_policy.max_partitions_per_run != 3  # loaded before
+    assert {"store", "gpu"} <= set(loaded.resources)
+    assert [a.op.name for a in loaded.assets if a.resource_defs] == []  # no asset binds a resource of its own

@@ -28,6 +28,7 @@ import pytest
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from dagster_aws.s3 import S3Resource
 
+from adgen_dagster.definitions import location_resources
 from assets_defs import PIPELINE_ASSETS
 from resources.object_store import LocalObjectStore
 from resources.products import register_upload
@@ -57,7 +58,7 @@ def add_products(store, instance, n: int, stem: str = "item") -> list[str]:
 
 def materialize(resource, instance, pids=None, run_config=SMALL, partition_key=None):
     tags = {ASSET_PARTITION_RANGE_START_TAG: pids[0], ASSET_PARTITION_RANGE_END_TAG: pids[-1]} if pids else {}
-    return dg.materialize(PIPELINE_ASSETS, resources={"store": resource}, instance=instance, run_config=run_config,
+    return dg.materialize(PIPELINE_ASSETS, resources=location_resources(resource), instance=instance, run_config=run_config,
                           tags=tags, partition_key=partition_key, raise_on_error=False)
 
 
@@ -184,7 +185,7 @@ def run_until_killed(store_root: str, home: str, pid: str, marker: str) -> None:
 
     os.fsync = fsync
     with dg.DagsterInstance.from_config(home) as instance:
-        dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources={"store": StoreResource(root=store_root)},
+        dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources=location_resources(StoreResource(root=store_root)),
                        instance=instance, run_config=BRIGHTER)
 
 

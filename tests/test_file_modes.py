@@ -16,6 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from adgen_dagster.definitions import location_resources
 from assets_defs import PIPELINE_ASSETS
 from resources.cache import ResultCache
 from resources.object_store import LocalObjectStore
@@ -56,7 +57,7 @@ def test_a_dagster_run_writes_products_and_cache_readable_by_others(store, store
                                                                   add_product):
     with umask(0o022):
         pid = add_product("mode-mug.jpg", data=encode(product_photo(size=(160, 160)), "JPEG"))
-        result = dg.materialize(PIPELINE_ASSETS, resources={"store": store_resource}, instance=instance,
+        result = dg.materialize(PIPELINE_ASSETS, resources=location_resources(store_resource), instance=instance,
                                 partition_key=pid, run_config=QUIET)
     assert result.success
     found = modes(store_root)

@@ -20,6 +20,7 @@ from adgen_dagster.models.flux import FluxBackground  # noqa: E402
 from adgen_dagster.models.flux_check import transformer_step_error, vae_decode_error  # noqa: E402
 from adgen_dagster.models.flux_prompt import build_prompt  # noqa: E402
 from adgen_dagster.models.params import FluxParams, GpuSettings  # noqa: E402
+from adgen_dagster.definitions import location_resources  # noqa: E402
 from assets_defs import PIPELINE_ASSETS  # noqa: E402
 from resources.io import decode_png  # noqa: E402
 from adgen_dagster.models.errors import ModelError  # noqa: E402
@@ -188,7 +189,7 @@ def materialize(pid, store_resource, instance, flux_config: dict, allow_cpu: boo
         PIPELINE_ASSETS,
         selection=["product_image", "background"],
         partition_key=pid,
-        resources={"store": store_resource},
+        resources=location_resources(store_resource),
         instance=instance,
         run_config={
             "resources": {"gpu": {"config": {"allow_cpu": allow_cpu}}},

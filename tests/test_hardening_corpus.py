@@ -26,6 +26,7 @@ from PIL import Image
 
 from adgen_dagster.product_ids import is_valid_product_id, product_id_for
 from adgen_dagster.sensors import catalog_sensor, upload_sensor
+from adgen_dagster.definitions import location_resources
 from assets_defs import PIPELINE_ASSETS
 from resources.io import decode_png
 from resources.object_store import LocalObjectStore
@@ -209,7 +210,7 @@ def tick(sensor, instance, resource, cursor=None):
         def emit(self, record):
             lines.append(record.getMessage())
 
-    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"store": resource}) as ctx:
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=location_resources(resource)) as ctx:
         ctx.log.addHandler(Collect())
         result = sensor(ctx)
     return result, lines
@@ -220,7 +221,7 @@ def upload_hashes(store) -> dict[str, str]:
 
 
 def materialize(instance, resource, **kw):
-    return dg.materialize(PIPELINE_ASSETS, resources={"store": resource}, instance=instance, run_config=SMALL,
+    return dg.materialize(PIPELINE_ASSETS, resources=location_resources(resource), instance=instance, run_config=SMALL,
                           raise_on_error=False, **kw)
 
 

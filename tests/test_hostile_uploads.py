@@ -20,6 +20,7 @@ import pytest
 
 from adgen_dagster.product_ids import product_id_for
 from adgen_dagster.sensors import catalog_sensor, upload_sensor
+from adgen_dagster.definitions import location_resources
 from assets_defs import PIPELINE_ASSETS
 from resources.object_store import NotAnObject
 from resources.products import register_upload
@@ -51,7 +52,7 @@ def tick(sensor, instance, resource, cursor=None):
         def emit(self, record):
             lines.append(record.getMessage())
 
-    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"store": resource}) as ctx:
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=location_resources(resource)) as ctx:
         ctx.log.addHandler(Collect())
         result = sensor(ctx)
     for req in result.dynamic_partitions_requests:
@@ -155,7 +156,7 @@ def test_every_object_is_judged_alone_and_nothing_outside_the_store_is_touched(s
     for pid in instance.get_dynamic_partitions("products"):
         instance.delete_dynamic_partition("products", pid)
     instance.add_dynamic_partitions("products", good + sorted(fail))
-    run = dg.materialize(PIPELINE_ASSETS, resources={"store": store_resource}, instance=instance, run_config=SMALL,
+    run = dg.materialize(PIPELINE_ASSETS, resources=location_resources(store_resource), instance=instance, run_config=SMALL,
                          raise_on_error=False, tags={"dagster/asset_partition_range_start": good[0],
                                                      "dagster/asset_partition_range_end": good[-1]})
     assert run.success, failures(run)
@@ -165,14 +166,14 @@ def test_every_object_is_judged_alone_and_nothing_outside_the_store_is_touched(s
 
     # The bad ones alone: one line naming the file, at once (no FIFO blocks, no 30 GB read).
     for pid, words in fail.items():
-        run = dg.materialize(PIPELINE_ASSETS[:1], partition_key=pid, resources={"store": store_resource},
+        run = dg.materialize(PIPELINE_ASSETS[:1], partition_key=pid, resources=location_resources(store_resource),
                              instance=instance, raise_on_error=False)
         [message] = failures(run)
         assert words in message and "\n" not in message, (pid, message)
 
     # A record whose upload was later swapped for a link out of the store: refused, not followed.
     os.replace(store.root / "uploads" / "outside.jpg", store.root / "uploads" / "good.jpg")
-    run = dg.materialize(PIPELINE_ASSETS[:1], partition_key="good", resources={"store": store_resource},
+    run = dg.materialize(PIPELINE_ASSETS[:1], partition_key="good", resources=location_resources(store_resource),
                          instance=instance, raise_on_error=False)
     assert "uploads/good.jpg is a symbolic link" in failures(run)[0]
 
@@ -244,7 +245,7 @@ def test_on_s3_odd_keys_markers_and_oversized_objects_are_judged_alone(server, i
     store = resource.get_store()
     with pytest.raises(TooLarge, match="uploads/big.jpg is 2.5 MB, larger than the 1.0 MB limit"):
         store.get("uploads/big.jpg", 1_000_000)
-    run = dg.materialize(PIPELINE_ASSETS[:1], partition_key="big", resources={"store": resource}, instance=instance,
+    run = dg.materialize(PIPELINE_ASSETS[:1], partition_key="big", resources=location_resources(resource), instance=instance,
                          run_config={"ops": {"product_image": {"config": {"max_bytes": 1_000_000}}}}, raise_on_error=False)
     [message] = failures(run)
     assert "product_image failed for product 'big': big.jpg: the file is 2 MB, larger than the 1 MB limit" in message

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from adgen_dagster.sensors import catalog_sensor, upload_sensor
 from adgen_dagster.settings import AdgenSettings
+from adgen_dagster.definitions import location_resources
 from assets_defs import PIPELINE_ASSETS
 from resources.object_store import LocalObjectStore, StoreError
 from resources.store_resource import StoreResource
@@ -33,7 +34,7 @@ def test_a_store_root_that_is_a_file_is_an_error_everywhere(tmp_path, instance):
         with pytest.raises(StoreError, match=f"the local store root {root} is a file, not a folder; set ADGEN_STORE__ROOT"):
             tick(sensor, instance, resource)
     instance.add_dynamic_partitions("products", ["lamp"])
-    result = dg.materialize(PIPELINE_ASSETS, partition_key="lamp", resources={"store": resource}, instance=instance,
+    result = dg.materialize(PIPELINE_ASSETS, partition_key="lamp", resources=location_resources(resource), instance=instance,
                             raise_on_error=False)
     [message] = [e.step_failure_data.error.message.strip() for e in result.all_events if e.is_step_failure]
     assert "product_image cannot start: the local store root" in message and "ADGEN_STORE__ROOT" in message

@@ -6,6 +6,7 @@ import dagster as dg
 import numpy as np
 
 from adgen_dagster.imaging.analysis_model import Analysis
+from adgen_dagster.definitions import location_resources
 from assets_defs import PIPELINE_ASSETS
 from resources.io import decode_png
 from tests.imagegen import encode, product_photo
@@ -17,7 +18,7 @@ def run(pid, store_resource, instance, run_config=None):
     return dg.materialize(
         PIPELINE_ASSETS,
         partition_key=pid,
-        resources={"store": store_resource},
+        resources=location_resources(store_resource),
         instance=instance,
         run_config=run_config or {},
         raise_on_error=False,

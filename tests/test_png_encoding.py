@@ -58,7 +58,7 @@ def test_an_image_handed_over_in_memory_is_a_copy():
 
 
 def test_images_encoded_for_later_stages_come_back_from_memory_with_the_same_pixels(monkeypatch):
-    from resources import io as rio
+    from adgen_dagster import encoding as rio
 
     memo = rio._Decoded(10 * 67 * 41 * 4)
     monkeypatch.setattr(rio, "DECODED", memo)
@@ -82,7 +82,7 @@ def test_images_encoded_for_later_stages_come_back_from_memory_with_the_same_pix
 
 
 def test_the_memory_of_encoded_images_stays_within_its_budget():
-    from resources.io import _Decoded
+    from adgen_dagster.encoding import _Decoded
 
     memo = _Decoded(4 * 67 * 41 * 3)
     kept = []

@@ -25,6 +25,7 @@ from adgen_dagster.models.qwen_merge import BACKEND, RESULT_FIELDS, merge_answer
 from adgen_dagster.models.qwen_vl import QwenAnalyzer
 from adgen_dagster.models.errors import ModelError
 from adgen_dagster.models.host import ModelHost
+from adgen_dagster.definitions import location_resources
 from tests.tiny_qwen import build_tiny_qwen2_vl
 
 CLASSICAL = "classical"
@@ -319,7 +320,7 @@ def test_analysis_asset_with_qwen2_vl(tiny_qwen, store, store_resource, instance
     from assets_defs import PIPELINE_ASSETS
 
     pid = add_product("teapot.jpg")
-    result = dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources={"store": store_resource},
+    result = dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources=location_resources(store_resource),
                             instance=instance, run_config=_analysis_run_config(str(tiny_qwen)), raise_on_error=False)
     assert result.success, _failures(result)
     analysis = Analysis.model_validate(json.loads(store.get(f"products/{pid}/analysis.json")))
@@ -334,7 +335,7 @@ def test_analysis_asset_with_qwen2_vl(tiny_qwen, store, store_resource, instance
     # (d) the same asset with weights that are not there: one failure naming the setting
     missing = str(tmp_path / "no-such-model")
     result = dg.materialize(PIPELINE_ASSETS, selection=["analysis"], partition_key=pid,
-                            resources={"store": store_resource}, instance=instance,
+                            resources=location_resources(store_resource), instance=instance,
                             run_config=_analysis_run_config(missing), raise_on_error=False)
     assert not result.success
     [msg] = _failures(result)

@@ -12,6 +12,7 @@ import dagster as dg
 import pytest
 
 from adgen_dagster.jobs import adgen_pipeline
+from adgen_dagster.definitions import location_resources
 from assets_defs import PIPELINE_ASSETS
 from assets_defs.run_config import problems
 
@@ -32,7 +33,7 @@ def test_bad_values_fail_the_first_step_naming_every_field(store, store_resource
         "segmentation": {"config": {"backend": "birefnet", "birefnet": {"input_size": 7}}},
         "analysis": {"config": {"backend": "qwen-typo"}},
     }}
-    result = dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources={"store": store_resource}, instance=instance,
+    result = dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources=location_resources(store_resource), instance=instance,
                             run_config=config, raise_on_error=False)
     assert not result.success
     [message] = failures(result)
@@ -55,7 +56,7 @@ def test_good_values_pass_and_a_run_of_one_stage_checks_only_what_it_is_given(st
     assert problems({"ops": {"composite": {"config": {"width": 512, "placement": "top"}},
                              "ad_creatives": {"config": {"sizes": "640x640"}}}}) == []
     pid = add_product("kettle.jpg")
-    result = dg.materialize(PIPELINE_ASSETS[:1], partition_key=pid, resources={"store": store_resource}, instance=instance,
+    result = dg.materialize(PIPELINE_ASSETS[:1], partition_key=pid, resources=location_resources(store_resource), instance=instance,
                             run_config={"ops": {"product_image": {"config": {"max_side": 10}}}}, raise_on_error=False)
     [message] = failures(result)
     assert "ops.product_image.config.max_side: Input should be greater than or equal to 64 (got 10)" in message
@@ -64,7 +65,7 @@ def test_good_values_pass_and_a_run_of_one_stage_checks_only_what_it_is_given(st
 def test_what_the_schema_can_say_is_refused_at_launch(store_resource):
     """As the Launchpad validates: Dagster's own config check, before a run exists."""
     job = dg.Definitions(assets=PIPELINE_ASSETS, jobs=[adgen_pipeline],
-                         resources={"store": store_resource}).resolve_job_def("adgen_pipeline")
+                         resources=location_resources(store_resource)).resolve_job_def("adgen_pipeline")
     assert dg.validate_run_config(job, {"ops": {"composite": {"config": {"placement": "top"}}}})
     for bad in ({"composite": {"config": {"placement": "sideways"}}},  # not one of the enum's values
                 {"composite": {"config": {"width": "wide"}}},  # not an int

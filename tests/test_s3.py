@@ -11,8 +11,9 @@ import pytest
 from botocore.exceptions import ClientError
 from PIL import Image
 
+from adgen_dagster.definitions import location_resources
 from assets_defs import PIPELINE_ASSETS
-from resources import stages
+import assets_defs.factory
 from resources.object_store import ObjectNotFound, StoreError
 from resources.products import register_upload
 from resources.s3_store import S3ObjectStore
@@ -49,7 +50,7 @@ def add_s3_product(store, instance, name="kettle.jpg", details=None):
 
 
 def materialize(pid, resource, instance, run_config=None, raise_on_error=True):
-    return dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources={"store": resource}, instance=instance,
+    return dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources=location_resources(resource), instance=instance,
                           run_config=run_config or {}, raise_on_error=raise_on_error)
 
 
@@ -134,18 +135,20 @@ def test_whole_graph_on_s3_with_cache_hits_and_downstream_recompute(s3, s3_resou
 
 def test_server_stopping_mid_run_fails_clearly_and_rerun_completes(server, s3, s3_resource, instance, monkeypatch):
     pid = add_s3_product(s3, instance, name="lamp.jpg")
-    real = stages.retouch_stage
+    real = assets_defs.factory.build_step
 
-    def stop_then_retouch(params):
-        compute = real(params)
+    def stop_then_retouch(stage, params, backend=None):
+        compute = real(stage, params, backend)
+        if stage.name != "retouched":
+            return compute
 
-        def wrapped(files):
+        def wrapped(files, ctx):
             server.stop()  # the endpoint goes away while the run is in flight
-            return compute(files)
+            return compute(files, ctx)
 
         return wrapped
 
-    monkeypatch.setattr(stages, "retouch_stage", stop_then_retouch)
+    monkeypatch.setattr(assets_defs.factory, "build_step", stop_then_retouch)
     result = materialize(pid, s3_resource, instance, raise_on_error=False)
     monkeypatch.undo()
     assert not result.success

@@ -23,6 +23,7 @@ from dagster._core.launcher import WorkerStatus  # noqa: E402
 from dagster._core.test_utils import create_run_for_test  # noqa: E402
 
 from adgen_dagster.scale.launcher import CeleryRunLauncher  # noqa: E402
+from adgen_dagster.definitions import location_resources  # noqa: E402
 from resources.object_store import StoreError  # noqa: E402
 from resources.store_resource import StoreResource, check_store_is_shared  # noqa: E402
 
@@ -97,7 +98,9 @@ def test_the_launcher_loads_from_instance_config_with_its_settings():
 
 
 def test_a_relative_local_store_is_refused_when_runs_go_to_other_machines(store_root, tmp_path, monkeypatch):
-    from assets_defs import product_image
+    from assets_defs import PIPELINE_ASSETS
+
+    product_image = PIPELINE_ASSETS[0]
 
     celery = {"run_launcher": {"module": "adgen_dagster.scale.launcher", "class": "CeleryRunLauncher",
                                "config": {**IN_MEMORY, "default_queue": "gpu"}}}
@@ -110,7 +113,7 @@ def test_a_relative_local_store_is_refused_when_runs_go_to_other_machines(store_
         instance.add_dynamic_partitions("products", ["shoe"])
         with pytest.raises(Exception) as failed:
             dg.materialize([product_image], partition_key="shoe", instance=instance,
-                           resources={"store": StoreResource(root=".adgen")})
+                           resources=location_resources(StoreResource(root=".adgen")))
         chain, exc = [], failed.value
         while exc is not None:
             chain.append(str(exc))

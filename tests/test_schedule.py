@@ -6,12 +6,15 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from adgen_dagster.definitions import defs
+from adgen_dagster.definitions import defs as load_defs
 from adgen_dagster.schedules import build_nightly_schedule, nightly_refresh
 from adgen_dagster.settings import AdgenSettings
 from adgen_dagster.staleness import RANGE_END_TAG, RANGE_START_TAG, contiguous_batches, stale_products
+from adgen_dagster.definitions import location_resources
 from assets_defs import PIPELINE_ASSETS
 from tests.imagegen import encode, product_photo
+
+defs = load_defs()  # the code location as Dagster loads it
 
 TICK = datetime(2026, 1, 15, 2, 0, tzinfo=ZoneInfo("UTC"))
 BRIGHTER = {"ops": {"retouched": {"config": {"brightness": 1.2}}}}
@@ -22,7 +25,7 @@ def tiny(seed: int) -> bytes:
 
 
 def materialize(pid, store_resource, instance, run_config=None):
-    result = dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources={"store": store_resource},
+    result = dg.materialize(PIPELINE_ASSETS, partition_key=pid, resources=location_resources(store_resource),
                             instance=instance, run_config=run_config or {})
     assert result.success
 
@@ -74,7 +77,7 @@ def test_neighbouring_stale_products_share_a_ranged_run_and_then_the_schedule_sk
 
     # run it as the daemon would (same job, same tags) and the catalog is up to date
     job = defs.resolve_job_def("adgen_pipeline")
-    result = job.execute_in_process(instance=instance, tags=request.tags, resources={"store": store_resource})
+    result = job.execute_in_process(instance=instance, tags=request.tags, resources=location_resources(store_resource))
     assert result.success
     assert {e.partition for e in result.get_asset_materialization_events()} == {stale, missing}
     data = tick(instance)

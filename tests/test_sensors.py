@@ -8,11 +8,12 @@ import uuid
 import dagster as dg
 import pytest
 
-from adgen_dagster import sensors as sensors_mod
+from adgen_dagster.sensors import upload_checks
 from adgen_dagster.jobs import adgen_pipeline
 from adgen_dagster.product_ids import is_valid_product_id
 from adgen_dagster.sensors import SENSORS, catalog_sensor, upload_sensor
 from adgen_dagster.settings import get_settings
+from adgen_dagster.definitions import location_resources
 from assets_defs import PIPELINE_ASSETS
 from resources.store_resource import StoreResource
 from tests.imagegen import encode, product_photo
@@ -75,7 +76,7 @@ def put(store, key, data=JPEG):
 
 
 def test_definitions_load_with_sensors(store_resource):
-    defs = dg.Definitions(assets=PIPELINE_ASSETS, jobs=[adgen_pipeline], sensors=SENSORS, resources={"store": store_resource})
+    defs = dg.Definitions(assets=PIPELINE_ASSETS, jobs=[adgen_pipeline], sensors=SENSORS, resources=location_resources(store_resource))
     repo = defs.get_repository_def()
     repo.load_all_definitions()
     for s in SENSORS:
@@ -183,14 +184,14 @@ def test_same_product_id_newest_upload_wins(store, store_resource, instance):
 def test_one_bad_object_never_stops_the_tick(store, store_resource, instance, monkeypatch):
     for n in ("a.jpg", "b.jpg", "c.jpg"):
         put(store, f"uploads/{n}")
-    real = sensors_mod.register_upload
+    real = upload_checks.register_upload
 
     def flaky(s, key):
         if key == "uploads/b.jpg":
             raise OSError("disk hiccup")
         return real(s, key)
 
-    monkeypatch.setattr(sensors_mod, "register_upload", flaky)
+    monkeypatch.setattr(upload_checks, "register_upload", flaky)
     result = tick(upload_sensor, instance, store_resource)
     assert sorted(run_keys(result)) == ["a", "c"]
 

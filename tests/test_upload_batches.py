@@ -11,7 +11,8 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_START_TAG as START
 
 from adgen_dagster.sensors import split_requests, upload_sensor
 from adgen_dagster.settings import get_settings
-from adgen_dagster.upload_batches import Wanted, batch_run_key, plan
+from adgen_dagster.sensors.upload_batches import Wanted, batch_run_key, plan
+from adgen_dagster.definitions import location_resources
 from tests.imagegen import encode, product_photo
 from tests import sensor_ticks
 
@@ -98,7 +99,7 @@ def test_a_sensor_batch_runs_every_product_and_a_bad_photo_fails_alone(store, st
     [request] = tick(instance, store_resource).run_requests
     assert (request.tags[START], request.tags[END]) == ("a-good", "c-good")
     job = dg.Definitions(assets=PIPELINE_ASSETS, jobs=[adgen_pipeline],
-                         resources={"store": store_resource}).resolve_job_def("adgen_pipeline")
+                         resources=location_resources(store_resource)).resolve_job_def("adgen_pipeline")
     small = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
              "ops": {"background": {"config": {"width": 128, "height": 128}},
                      "composite": {"config": {"width": 128, "height": 128}},

@@ -18,20 +18,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from adgen_dagster.cli._app import (
-    EXIT_FAILED,
-    Failed,
-    Quiet,
-    Verbose,
-    app,
-    backend_option,
-    is_dash,
-    one_line,
-    reporting,
-    say,
-    verbose_on,
-    write_atomic,
-)
+from adgen_dagster.cli._app import (EXIT_FAILED, Failed, Quiet, Verbose, app, backend_option, is_dash, one_line,
+                                    reporting, say, verbose_on, write_atomic)
 from adgen_dagster.cli.inputs import Inputs, output_stem, printable, read_named, read_stdin, scan_folder
 
 
@@ -130,10 +118,12 @@ def cutout(
         from adgen_dagster.cli._app import load_settings
         from adgen_dagster.imaging.decode import decode_upload
         from adgen_dagster.imaging.segment_gate import check_cutout
+        from adgen_dagster.models.host import host_for
         from resources.io import encode_output
 
         settings = load_settings(segmenter=segmenter)
-        segment = get_segmenter(settings.segmenter)  # an unknown ADGEN_SEGMENTER fails here, naming it
+        # an unknown ADGEN_SEGMENTER fails here, naming it; a neural one runs on this process's host
+        segment = get_segmenter(settings.segmenter, host=host_for(settings.gpu))
         for note in skipped:
             say(note)
         done = failed = 0

@@ -1,10 +1,11 @@
 """`adgen run`: every stage for each photo, without Dagster, laid out like `products/<pid>/`.
 
-The stages are `resources.stages`' compute functions, the very functions the assets run
-(bytes in, bytes out, the same encoders), chained in memory in graph order with each
-stage given the files the previous ones produced. So the same photo, details and
-settings give the same files, byte for byte, as a Dagster run, under the same product id
-(`product_id_for` of the file name, as if it were uploaded under `uploads/`).
+The stages are the registry's steps (`adgen_dagster.stages`), the very functions the
+assets run (bytes in, bytes out, the same encoders), chained in memory in graph order by
+`stage_runner.run_chain`, each stage given the files the previous ones produced. So the
+same photo, details and settings give the same files, byte for byte, as a Dagster run,
+under the same product id (`product_id_for` of the file name, as if it were uploaded
+under `uploads/`).
 """
 
 from __future__ import annotations
@@ -33,8 +34,6 @@ from adgen_dagster.cli._app import (
     write_atomic,
 )
 from adgen_dagster.cli.inputs import Inputs, printable, read_named, read_sidecar, scan_folder
-
-STAGES = ("product_image", "segmentation", "background", "composite", "retouched", "analysis", "ad_creatives")
 
 EPILOG = """\
 Examples:
@@ -115,31 +114,6 @@ def collect(inputs: list[Path]) -> tuple[list[Job], list[str]]:
     return jobs, skipped
 
 
-def stage_chain(settings) -> list[tuple[str, Callable[[str], Callable]]]:
-    """(stage, factory(file_name) -> compute): the assets' own stage functions, settings applied.
-
-    Backends are looked up here, once, so an unknown backend fails before any photo.
-    """
-    from adgen_dagster.backends import get_segmenter
-    from resources import stages
-
-    segmenter = get_segmenter(settings.segmenter)
-    bg = stages.background(settings.backdrop, settings.background)
-    comp = stages.composite_stage(settings.composite)
-    ret = stages.retouch_stage(settings.retouch)
-    ana = stages.analysis(settings.analysis, settings.analyzer)
-    ads = stages.ad_creatives(settings.ads)
-    return [
-        ("product_image", lambda name: stages.product_image(settings.decode, name)),
-        ("segmentation", lambda name: stages.segmentation(settings.segment, segmenter, name)),
-        ("background", lambda name: bg),
-        ("composite", lambda name: comp),
-        ("retouched", lambda name: ret),
-        ("analysis", lambda name: ana),
-        ("ad_creatives", lambda name: ads),
-    ]
-
-
 def with_headline(sidecar: Optional[bytes], source: str, headline: str) -> bytes:
     """The sidecar with its headline replaced (validated like any sidecar)."""
     from adgen_dagster.imaging.details import parse_details
@@ -154,19 +128,17 @@ def run_one(job: Job, chain, headline: Optional[str], on_stage: Callable[[int, s
     Each stage gets the images the previous ones made as they are, not as PNG bytes to
     decode (the same pixels: PNG is lossless); `res.files` holds them until written."""
     from adgen_dagster.product_ids import product_id_for
+    from adgen_dagster.stage_runner import run_chain
+    from adgen_dagster.stages import StageContext
 
     res = Outcome(job, pid=product_id_for(job.upload_name))
     sidecar = read_sidecar(job.path, job.label) if job.sidecar_next_to else job.sidecar
     if headline is not None:
         sidecar = with_headline(sidecar, job.name_in_errors + ".json", headline)
     upload = read_named(job.path, job.label, max_bytes)
-    files = {"upload": upload, "sidecar": sidecar or b"", "product_id": res.pid.encode("utf-8")}
-    for i, (stage, factory) in enumerate(chain):
-        on_stage(i, stage)
-        outputs, meta = factory(job.name_in_errors)(files)
-        files.update(outputs)
-        res.files.update(outputs)
-        res.meta[stage] = meta
+    done = run_chain(chain, StageContext(res.pid, job.name_in_errors), {"upload": upload, "sidecar": sidecar or b""},
+                     on_stage)
+    res.files, res.meta = done.files, done.metadata
     return res
 
 
@@ -200,7 +172,9 @@ def run(
             if catalog is not None:
                 jobs += catalog_jobs(catalog)
         settings = load_settings(segmenter=segmenter, background=background, analyzer=analyzer)
-        chain = stage_chain(settings)  # unknown ADGEN_* backends fail here, naming the setting
+        from adgen_dagster.stage_runner import chain_for
+
+        chain = chain_for(settings)  # unknown ADGEN_* backends fail here, naming the setting
         for note in skipped:
             say(note)
         if not jobs:
@@ -214,7 +188,7 @@ def run(
 
 def write_files(out_dir: Path, files: dict) -> list:
     """Encode (PNG at each output's level) and write a product's files on the encoder threads; the futures."""
-    from resources.io import encode_output, encoder_pool
+    from adgen_dagster.encoding import encode_output, encoder_pool
 
     def one(name: str, value) -> None:
         write_atomic(out_dir / name, encode_output(name, value))

@@ -34,6 +34,7 @@ from .analysis_model import Analysis, Box, TextZone
 from .analysis_params import AnalysisParams  # settings.py and assets_defs/analysis.py (issue 13) import it from here
 from .analyze_colour import legible_text_colour, mood_words, palette_of, tone_of
 from .analyze_regions import Pyramid, choose_zone, estimate_product, mask_bbox, resize_to, scale_box
+from .backend import OnCpu
 from .colour import relative_luminance, srgb_to_lab
 
 
@@ -141,3 +142,13 @@ def analyze_classical(
         text_contrast=round(float(np.clip(text_contrast, 1.0, 21.0)), 3),
         backend="classical",
     )
+
+
+class ClassicalAnalyzer(OnCpu):
+    """The `classical` analyzer (`imaging.backend.Analyzer`): `analyze_classical`."""
+
+    name = "classical"
+    description = "CPU, no weights: colour science and layout"
+
+    def __call__(self, image: Image.Image, mask: Image.Image | None, params: AnalysisParams) -> Analysis:
+        return analyze_classical(image, mask, params)

@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
+from .backend import OnCpu
 from .colour import hex_to_rgb, lab_to_srgb, linear_to_srgb, rgb_to_hex, srgb_to_lab, srgb_to_linear
 from .details import ProductDetails
 
@@ -313,3 +314,14 @@ def render_studio(
         full += noise[..., None]
     out = np.clip(full + 0.5, 0, 255).astype(np.uint8)
     return Image.fromarray(out, "RGB")
+
+
+class StudioBackground(OnCpu):
+    """The `studio` background (`imaging.backend.BackgroundRenderer`): `render_studio`."""
+
+    name = "studio"
+    description = "CPU, no weights: studio sweep in the product's colours"
+
+    def __call__(self, details: ProductDetails, product_colours: list[str] | None,
+                 params: BackdropParams | None = None, seed: int = 0) -> Image.Image:
+        return render_studio(details, product_colours, params, seed=seed)

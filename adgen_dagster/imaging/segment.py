@@ -49,6 +49,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from adgen_dagster.imaging.backend import OnCpuSegmenter
 from adgen_dagster.imaging.colour import srgb_to_lab
 from adgen_dagster.imaging.segment_coarse import coarse_mask, fit_background
 from adgen_dagster.imaging.segment_matting import estimate_foreground, local_mean, refine_alpha
@@ -56,7 +57,7 @@ from adgen_dagster.imaging.segment_params import SegmentParams
 
 VERSION = "2"
 
-__all__ = ["VERSION", "SegmentParams", "Cutout", "backdrop_fit", "classical_alpha", "cutout_classical", "cutout_from_alpha",
+__all__ = ["VERSION", "SegmentParams", "Cutout", "ClassicalSegmenter", "backdrop_fit", "classical_alpha", "cutout_classical", "cutout_from_alpha",
            "cutout_with", "has_informative_alpha", "split_input"]
 
 
@@ -196,6 +197,16 @@ def cutout_classical(image: Image.Image, params: SegmentParams | None = None) ->
     """
     p = params or SegmentParams()
     return cutout_with(image, lambda rgb8: classical_alpha(rgb8, p))
+
+
+class ClassicalSegmenter(OnCpuSegmenter):
+    """The `classical` segmenter (`imaging.backend.Segmenter`): `cutout_classical`."""
+
+    name = "classical"
+    description = "CPU, no weights: background model + GrabCut + band matting (plain backdrops)"
+
+    def __call__(self, image: Image.Image, params: SegmentParams | None = None) -> Cutout:
+        return cutout_classical(image, params)
 
 
 def cutout_with(image: Image.Image, segment: Callable[[np.ndarray], tuple[np.ndarray, dict]]) -> Cutout:

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from adgen_dagster.imaging import saliency
+from adgen_dagster.imaging.backend import OnCpuSegmenter
 from adgen_dagster.imaging.segment import Cutout, SegmentParams, backdrop_fit, classical_alpha, cutout_with
 from adgen_dagster.models import u2netp
 
@@ -39,6 +40,17 @@ def is_studio(fit: dict, p: SegmentParams) -> bool:
 def cutout_auto(image: Image.Image, params: SegmentParams | None = None) -> Cutout:
     p = params or SegmentParams()
     return cutout_with(image, lambda rgb8: auto_alpha(rgb8, p))
+
+
+class AutoSegmenter(OnCpuSegmenter):
+    """The `auto` segmenter, the default (`imaging.backend.Segmenter`): `cutout_auto`."""
+
+    name = "auto"
+    description = ("CPU, shipped model: U2-Net-p refined, or classical on a clean studio backdrop where it is "
+                   "better")
+
+    def __call__(self, image: Image.Image, params: SegmentParams | None = None) -> Cutout:
+        return cutout_auto(image, params)
 
 
 def auto_alpha(rgb8: np.ndarray, p: SegmentParams) -> tuple[np.ndarray, dict]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -84,12 +84,21 @@ def load_birefnet(folder: Path, device: Any, dtype: Any):
 
 
 class BiRefNetSegmenter:
-    """Callable `(image, SegmentParams) -> Cutout`, with `.batch(images, params)` for many at once."""
+    """The `birefnet` segmenter (`imaging.backend.Segmenter`): `batch_size` products per forward pass."""
+
+    name: ClassVar[str] = "birefnet"
+    description: ClassVar[str] = "BiRefNet (transformers, remote code) on the GPU"
+    params_model: ClassVar[type[BiRefNetParams]] = BiRefNetParams
+    settings_field: ClassVar[str] = "birefnet"
 
     def __init__(self, params: BiRefNetParams, host: ModelHost):
         self.params = params
         self.host = host
         self.last_metadata: dict = {}
+
+    @property
+    def batch_size(self) -> int:
+        return self.params.batch_size
 
     @property
     def dtype(self):

@@ -26,7 +26,7 @@ import inspect
 import logging
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from PIL import Image, ImageOps
 
@@ -90,7 +90,13 @@ def _generator(seed: int):
 
 
 class FluxBackground:
-    """The `flux` background backend (see the module's docstring)."""
+    """The `flux` background (`imaging.backend.BackgroundRenderer`; see the module's docstring)."""
+
+    name: ClassVar[str] = "flux"
+    description: ClassVar[str] = "FLUX.1 (diffusers) txt2img or img2img from the studio sweep, on the GPU"
+    params_model: ClassVar[type[FluxParams]] = FluxParams
+    settings_field: ClassVar[str] = "flux"
+    batch_size: ClassVar[int] = 1  # one image per pipeline call
 
     def __init__(self, params: FluxParams, host: ModelHost):
         self.params = params

@@ -27,7 +27,7 @@ generation `qwen_loading`.
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from PIL import Image
 
@@ -49,12 +49,19 @@ RAW_LIMIT = 600  # characters of a raw answer kept in the metadata
 
 
 class QwenAnalyzer:
-    """`(image, mask, AnalysisParams) -> Analysis` with Qwen2-VL; nothing loads before the first call."""
+    """The `qwen2-vl` analyzer (`imaging.backend.Analyzer`); nothing loads before the first call."""
+
+    name: ClassVar[str] = BACKEND
+    description: ClassVar[str] = ("Qwen2-VL / Qwen2.5-VL (transformers) answering the analysis schema, classical "
+                                  "fallback")
+    params_model: ClassVar[type[QwenParams]] = QwenParams
+    settings_field: ClassVar[str] = "qwen2_vl"
+    batch_size: ClassVar[int] = 1  # one conversation per image
 
     def __init__(self, params: QwenParams, host):
         self.params = params
         self.host = host
-        self.last_metadata: dict[str, Any] = {}  # an attribute: `Backend.last_metadata()` reads it
+        self.last_metadata: dict[str, Any] = {}
 
     def _bundle(self) -> tuple[QwenModel, Optional[float]]:
         from .errors import import_torch

@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from adgen_dagster.imaging import saliency
+from adgen_dagster.imaging.backend import OnCpuSegmenter
 from adgen_dagster.imaging.segment import VERSION, Cutout, SegmentParams, cutout_with
 
 MODEL_PATH = Path(__file__).resolve().parent / "data" / "u2netp.onnx"
@@ -155,6 +156,16 @@ def cutout_u2netp(image: Image.Image, params: SegmentParams | None = None) -> Cu
         return alpha, {"version": VERSION, "source": "segmented", "path": "u2netp", **stats}
 
     return cutout_with(image, segment)
+
+
+class U2NetpSegmenter(OnCpuSegmenter):
+    """The `u2netp` segmenter (`imaging.backend.Segmenter`): `cutout_u2netp`."""
+
+    name = "u2netp"
+    description = "CPU, shipped model (4.6 MB, OpenCV DNN): U2-Net-p with a crop pass, refined at full size"
+
+    def __call__(self, image: Image.Image, params: SegmentParams | None = None) -> Cutout:
+        return cutout_u2netp(image, params)
 
 
 def _rounded(timings: dict) -> dict:

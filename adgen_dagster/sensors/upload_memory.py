@@ -48,7 +48,10 @@ def commit(instance: dg.DagsterInstance, generation: int) -> None:
 
 
 def load(instance: dg.DagsterInstance, generation: Optional[int]) -> tuple[int, dict[str, str]]:
-    """(generation, map): the cursor's generation, else the last committed one; (0, {}) if none."""
+    """(generation, map): the cursor's generation, else the last committed one; (0, {}) if none.
+
+    The map is shared with later calls (it is decoded once per stored value): read it, never
+    change it; `save` a new one."""
     storage = instance.run_storage
     if generation is None:
         latest = storage.get_cursor_values({_LATEST}).get(_LATEST)
@@ -59,7 +62,7 @@ def load(instance: dg.DagsterInstance, generation: Optional[int]) -> tuple[int, 
     key = hashlib.sha1(raw.encode()).hexdigest()
     with _lock:
         if key in _decoded:
-            return generation, dict(_decoded[key])
+            return generation, _decoded[key]
     try:
         doc = json.loads(zlib.decompress(base64.b64decode(raw))) if raw else {}
     except (ValueError, zlib.error):
@@ -70,7 +73,7 @@ def load(instance: dg.DagsterInstance, generation: Optional[int]) -> tuple[int, 
     with _lock:
         _decoded.clear()
         _decoded[key] = memory
-    return generation, dict(memory)
+    return generation, memory
 
 
 def save(instance: dg.DagsterInstance, generation: int, memory: dict[str, str]) -> int:

@@ -1,10 +1,10 @@
 """The catalog sensor: manifests under `catalogs/` set product details and request runs.
 
 `catalog_sensor` watches `catalogs/*.csv` and `catalogs/*.jsonl` (columns/fields: file,
-name, headline, subline, price, style; optional palette, seed). Each valid row's details
-are written as the sidecar `uploads/<file>.json` (the row replaces any earlier details),
-the upload is registered, all valid rows of a tick are added as partitions in one
-request, and one run is requested per product with run key
+name, headline, subline, price, style; optional palette, seed; rows in `catalog_rows`).
+Each valid row's details are written as the sidecar `uploads/<file>.json` (the row
+replaces any earlier details), the upload is registered, all valid rows of a tick are
+added as partitions in one request, and one run is requested per product with run key
 `catalog:<catalog key>:<catalog version>:<pid>`. Bad rows are logged with the catalog and
 row number and listed in `catalogs/<file>.report.json`, which is also the stored marker:
 a catalog is processed once per version. The upload sensor does not request a second run
@@ -15,13 +15,11 @@ to share, and every unfinished catalog gets an equal share, rows a small catalog
 need going to the others in further rounds. So a one-row catalog dropped beside a
 100,000-row one is done in the next tick, and the big one still gets nearly the whole
 budget. Names that are not catalogs the store can read (links, FIFOs, odd names) are
-reported once (the cursor remembers them, `adgen_dagster.told`).
+reported once (the cursor remembers them, `sensors.told`).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -29,140 +27,22 @@ from datetime import datetime, timezone
 from typing import Optional
 
 import dagster as dg
-from pydantic import ValidationError
 
-from adgen_dagster.imaging.details import MAX_DETAILS_BYTES, ProductDetails
-from adgen_dagster.product_ids import is_valid_product_id, product_id_for
-from adgen_dagster.sensor_base import JOB, _json_cursor, _parallel, _partition_requests, _read_json, _settings, _status
+from adgen_dagster.sensors.base import json_cursor, parallel, partition_requests, read_json, sensor_settings, store_sensor
+from adgen_dagster.sensors.catalog_rows import CatalogError, apply_row, Row, validate_row, parse_catalog
+from adgen_dagster.sensors.told import Told
 from adgen_dagster.settings import SensorSettings
-from adgen_dagster.told import Told
 from resources.io import encode_json
-from resources.object_store import NotAnObject, ObjectInfo, ObjectStore, TooLarge, check_key
-from resources.products import UPLOADS, is_image_name, product_key
-from resources.store_resource import StoreResource
+from resources.object_store import NotAnObject, ObjectInfo, ObjectStore, TooLarge
+from resources.products import UPLOADS
 
 CATALOGS = "catalogs/"
 CATALOG_SUFFIXES = (".csv", ".jsonl")
-DETAIL_FIELDS = ("name", "headline", "subline", "price", "style", "palette", "seed")
 SLICE = 500  # rows handled between two looks at the clock
-
-
-class CatalogError(ValueError):
-    """The whole catalog cannot be read (encoding, missing `file` column, too large)."""
-
-
-@dataclass
-class _Row:
-    number: int  # 1-based data row (CSV: header not counted; JSONL: line number)
-    fields: dict = field(default_factory=dict)
-    error: str = ""
-    file: str = ""
-    pid: str = ""
-    details: Optional[ProductDetails] = None
-    run_key: str = ""
 
 
 def _is_catalog(key: str) -> bool:
     return key.lower().endswith(CATALOG_SUFFIXES)
-
-
-def parse_catalog(key: str, data: bytes) -> list[_Row]:
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CatalogError(f"not UTF-8 text ({exc})") from None
-    rows: list[_Row] = []
-    if key.lower().endswith(".csv"):
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        try:
-            columns = [c.strip().lower() for c in (reader.fieldnames or [])]
-            if "file" not in columns:
-                raise CatalogError(f"no 'file' column (columns: {', '.join(columns) or 'none'})")
-            reader.fieldnames = columns
-            for n, raw in enumerate(reader, start=1):
-                rows.append(_Row(n, {k: v for k, v in raw.items() if k is not None}))
-        except csv.Error as exc:  # e.g. a field over the csv module's size limit: the rest cannot be trusted
-            raise CatalogError(f"not readable as CSV after row {len(rows)} ({exc})") from None
-        return rows
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            rows.append(_Row(n, error=f"not valid JSON ({exc.msg} at column {exc.colno})"))
-            continue
-        except RecursionError:
-            rows.append(_Row(n, error="not usable JSON (nested too deeply)"))
-            continue
-        if not isinstance(value, dict):
-            rows.append(_Row(n, error=f"expected a JSON object, got {type(value).__name__}"))
-            continue
-        rows.append(_Row(n, {str(k).strip().lower(): v for k, v in value.items()}))
-    return rows
-
-
-def _validate_row(row: _Row) -> None:
-    """Shape checks that need no store calls; sets row.error or file/pid/details."""
-    if row.error:
-        return
-    file = row.fields.get("file")
-    if not isinstance(file, str) or not file.strip():
-        row.error = "missing 'file'"
-        return
-    row.file = file.strip().replace("\\", "/")
-    try:
-        check_key(UPLOADS + row.file)
-    except ValueError:
-        row.error = f"'file' {row.file!r} is not a plain path under uploads/"
-        return
-    if not is_image_name(row.file):
-        row.error = f"'file' {row.file!r} is not an image file name"
-        return
-    values = {k: row.fields[k] for k in DETAIL_FIELDS if row.fields.get(k) not in (None, "")}
-    try:
-        row.details = ProductDetails.model_validate(values)
-    except ValidationError as exc:
-        row.error = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in exc.errors())
-        return
-    row.pid = product_id_for(row.file)
-    if not is_valid_product_id(row.pid):
-        row.error = f"no valid product id from {row.file!r}"
-
-
-def _same_sidecar(store: ObjectStore, key: str, data: bytes) -> bool:
-    """Whether the stored sidecar already holds `data`; one that is not a readable file is replaced."""
-    try:
-        return store.get_or_none(key, MAX_DETAILS_BYTES) == data
-    except (NotAnObject, TooLarge):
-        return False
-
-
-def _apply_row(store: ObjectStore, catalog: str, row: _Row) -> _Row:
-    """Write the sidecar and the upload record for one valid row. Never raises."""
-    try:
-        key = UPLOADS + row.file
-        info = store.info(key)
-        if info is None:
-            row.error = f"file {key!r} not found in the store"
-            return row
-        if info.size == 0:
-            row.error = f"file {key!r} is empty"
-            return row
-        sidecar = key + ".json"
-        data = encode_json(row.details.model_dump(exclude_defaults=True))
-        if not _same_sidecar(store, sidecar, data):
-            store.put(sidecar, data, "application/json")
-        sidecar_info = store.info(sidecar)
-        record = {"upload": key, "version": info.version, "sidecar_version": sidecar_info.version if sidecar_info else "-",
-                  "requested_by": f"catalog {catalog}"}
-        if _read_json(store, product_key(row.pid, "upload.json")) != record:
-            store.put(product_key(row.pid, "upload.json"), encode_json(record), "application/json")
-    except (NotAnObject, ValueError) as exc:  # a link or a special file where the photo or its folder should be
-        row.error = str(exc)
-    except Exception as exc:
-        row.error = f"{type(exc).__name__}: {exc}"
-    return row
 
 
 def _report_key(catalog: str) -> str:
@@ -175,8 +55,8 @@ class _Catalog:
 
     info: ObjectInfo
     report: dict
-    rows: list[_Row] = field(default_factory=list)
-    done_now: list[_Row] = field(default_factory=list)  # rows handled in this tick
+    rows: list[Row] = field(default_factory=list)
+    done_now: list[Row] = field(default_factory=list)  # rows handled in this tick
 
     @property
     def left(self) -> int:
@@ -185,7 +65,7 @@ class _Catalog:
 
 def _open_catalog(context, store: ObjectStore, info: ObjectInfo, settings: SensorSettings) -> Optional[_Catalog]:
     """The catalog if it has rows left for its current version; a catalog that cannot be read is reported and done."""
-    report = _read_json(store, _report_key(info.key))
+    report = read_json(store, _report_key(info.key))
     if report and report.get("catalog_version") == info.version and report.get("done"):
         return None
     if not report or report.get("catalog_version") != info.version or not isinstance(report.get("ok"), list):
@@ -207,12 +87,12 @@ def _take(store: ObjectStore, cat: _Catalog, budget: int, workers: int) -> None:
     chunk = cat.rows[start:start + budget]
     seen = {r["product_id"]: r["row"] for r in report["ok"]}
     for row in chunk:
-        _validate_row(row)
+        validate_row(row)
         if not row.error and row.pid in seen:
             row.error = f"same product id {row.pid!r} as row {seen[row.pid]}"
         elif not row.error:
             seen[row.pid] = row.number
-    _parallel(lambda r: _apply_row(store, cat.info.key, r) if not r.error else r, chunk, workers)
+    parallel(lambda r: apply_row(store, cat.info.key, r) if not r.error else r, chunk, workers)
     for row in chunk:
         if row.error:
             report["failed"].append({"row": row.number, "file": row.file or row.fields.get("file"), "error": row.error})
@@ -299,7 +179,7 @@ def _pending_catalogs(context, store: ObjectStore, settings: SensorSettings, tol
 
 def evaluate_catalogs(context: dg.SensorEvaluationContext, store: ObjectStore, settings: SensorSettings) -> dg.SensorResult:
     started = time.monotonic()
-    told = Told(_json_cursor(context.cursor).get("told"))
+    told = Told(json_cursor(context.cursor).get("told"))
     pending = _pending_catalogs(context, store, settings, told)
     _share_out(store, pending, settings, started)
     requests: list[dg.RunRequest] = []
@@ -311,18 +191,14 @@ def evaluate_catalogs(context: dg.SensorEvaluationContext, store: ObjectStore, s
             requests += _requests(cat)
         except Exception as exc:  # one broken catalog never stops the others
             context.log.error(f"catalog {cat.info.key!r}: {type(exc).__name__}: {exc}")
-    partitions = _partition_requests(context, (r.partition_key for r in requests))
+    partitions = partition_requests(context, (r.partition_key for r in requests))
     skip = None if requests or partitions else "no new or changed catalogs"
     cursor = json.dumps({"told": told.dump()}) if told.dump() else None
     return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=partitions, skip_reason=skip, cursor=cursor)
 
 
-@dg.sensor(
-    job_name=JOB,
-    minimum_interval_seconds=_settings().catalog_interval_seconds,
-    default_status=_status(),
-    description="Catalog manifests (catalogs/*.csv, *.jsonl: file, name, headline, subline, price, style) "
+catalog_sensor = store_sensor(
+    "catalog_sensor", evaluate_catalogs, sensor_settings().catalog_interval_seconds,
+    "Catalog manifests (catalogs/*.csv, *.jsonl: file, name, headline, subline, price, style) "
     "set product details, register the products and request their runs; bad rows go to <catalog>.report.json.",
 )
-def catalog_sensor(context: dg.SensorEvaluationContext, store: StoreResource) -> dg.SensorResult:
-    return evaluate_catalogs(context, store.get_store(), _settings())
