@@ -14,14 +14,24 @@ given an image instead of PNG bytes uses it as is (`decode_png`): PNG is lossles
 pixels are the same either way. The encoder is OpenCV's (libpng and zlib): it runs without
 holding the GIL, so encoding threads use every core, where Pillow's encoder holds the GIL
 while it writes to memory; it is also about 10 % faster at the same level.
+
+Within one process, an image `encode_files` just encoded is remembered by the sha256 of its
+PNG bytes (`_Decoded`, a small memory budget, least recently used first out), so the next
+stage of the same run, given those bytes back from the store, gets the pixels without
+decoding the PNG again: the same pixels, since the bytes are exactly that image's encoding.
+A Dagster run's steps run in one process (in-process executor), so in a batch each
+intermediate is decoded from memory rather than from PNG (about 0.4 s CPU per product).
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import hashlib
 import json
 import os
+import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Mapping, Union
 
@@ -75,13 +85,64 @@ def encoder_pool() -> ThreadPoolExecutor:
     return _POOL
 
 
+class _Decoded:
+    """Images by the sha256 of their PNG bytes, within `budget` bytes of pixels (LRU out)."""
+
+    MODES = frozenset({"L", "RGB", "RGBA"})  # what PNG gives back in the same mode
+
+    def __init__(self, budget: int):
+        self.budget, self.used = budget, 0
+        self._images: OrderedDict[str, Image.Image] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, data: bytes, img: Image.Image) -> None:
+        size = img.width * img.height * len(img.getbands())
+        if img.mode not in self.MODES or size > self.budget // 4:
+            return
+        key, copy = hashlib.sha256(data).hexdigest(), img.copy()  # a copy: the caller may change its image
+        with self._lock:
+            if key in self._images:
+                self._images.move_to_end(key)
+                return
+            self._images[key] = copy
+            self.used += size
+            while self.used > self.budget:
+                _, old = self._images.popitem(last=False)
+                self.used -= old.width * old.height * len(old.getbands())
+
+    def get(self, data: bytes) -> Image.Image | None:
+        if not self._images:
+            return None
+        key = hashlib.sha256(data).hexdigest()
+        with self._lock:
+            img = self._images.get(key)
+            if img is not None:
+                self._images.move_to_end(key)
+        return None if img is None else img.copy()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._images.clear()
+            self.used = 0
+
+
+# A batch of 10 products keeps its pipeline-read images (about 18 MB each) between steps.
+DECODED = _Decoded(256 * 2**20)
+READ_AGAIN = ("product_image.png", "nobg_image.png", "background.png", "composite.png", "composite_mask.png",
+              "retouched.png")  # what later stages read (the stage runner)
+
+
 def encode_files(files: Mapping[str, FileValue]) -> dict[str, bytes]:
-    """Every image in `files` encoded (in parallel when there are several), in the same order."""
+    """Every image in `files` encoded (in parallel when there are several), in the same order;
+    the images later stages read are remembered for `decode_png`."""
     images = [n for n, v in files.items() if isinstance(v, Image.Image)]
     if len(images) > 1:
         done = dict(zip(images, encoder_pool().map(lambda n: encode_output(n, files[n]), images)))
     else:
         done = {n: encode_output(n, files[n]) for n in images}
+    for n in images:
+        if n in READ_AGAIN:
+            DECODED.remember(done[n], files[n])
     return {n: done.get(n, v) for n, v in files.items()}
 
 
@@ -89,6 +150,9 @@ def decode_png(data: FileValue) -> Image.Image:
     """An image from PNG bytes, or a copy of an image handed over in memory (never shared)."""
     if isinstance(data, Image.Image):
         return data.copy()
+    known = DECODED.get(data)
+    if known is not None:
+        return known
     img = Image.open(io.BytesIO(data))
     img.load()
     return img

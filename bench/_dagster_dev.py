@@ -68,10 +68,16 @@ def adgen_run(photos: Path, out: Path) -> float:
 
 
 class DagsterDev:
-    def __init__(self, tmp: Path, env: dict[str, str] | None = None):
+    def __init__(self, tmp: Path, env: dict[str, str] | None = None, pool_limit: int | None = None):
         self.home, self.store_root, self.log = tmp / "home", tmp / "store", tmp / "dg_dev.log"
         self.home.mkdir(parents=True)
         shutil.copy(REPO / "dagster.yaml", self.home / "dagster.yaml")
+        if pool_limit is not None:  # an experiment: the shipped file with another pool limit
+            import yaml
+
+            config = yaml.safe_load((REPO / "dagster.yaml").read_text())
+            config["concurrency"]["pools"]["default_limit"] = pool_limit
+            (self.home / "dagster.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/graphql"
         self.env = {**{k: v for k, v in os.environ.items() if not k.startswith("ADGEN_")},

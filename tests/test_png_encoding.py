@@ -55,3 +55,41 @@ def test_an_image_handed_over_in_memory_is_a_copy():
     got = decode_png(img)
     got.paste((0, 0, 0), (0, 0, 10, 10))
     assert not np.array_equal(np.asarray(got), np.asarray(img))
+
+
+def test_images_encoded_for_later_stages_come_back_from_memory_with_the_same_pixels(monkeypatch):
+    from adgen_dagster import encoding as rio
+
+    memo = rio._Decoded(10 * 67 * 41 * 4)
+    monkeypatch.setattr(rio, "DECODED", memo)
+    files = {"composite.png": noisy("RGB", seed=4), "composite_mask.png": noisy("L", seed=5),
+             "nobg_image.png": noisy("RGBA", seed=6), "ads/1080x1080.png": noisy("RGB", seed=7)}
+    want = {n: np.asarray(img).copy() for n, img in files.items()}
+    out = encode_files(files)
+    files["composite.png"].paste((0, 0, 0), (0, 0, 30, 30))  # the stage changing its image afterwards changes nothing
+    decoded = []
+    monkeypatch.setattr(Image, "open", lambda *a, **k: decoded.append(a) or pytest.fail("decoded a PNG"))
+    for name in ("composite.png", "composite_mask.png", "nobg_image.png"):
+        back = decode_png(out[name])
+        assert back.mode == files[name].mode and np.array_equal(np.asarray(back), want[name]), name
+        back.paste(0, (0, 0, 5, 5))  # each caller gets its own copy
+        assert np.array_equal(np.asarray(decode_png(out[name])), want[name])
+    monkeypatch.undo()
+    # downloads no stage reads are not kept; bytes never encoded here are decoded as usual
+    assert memo.get(out["ads/1080x1080.png"]) is None
+    other = encode_png(noisy("RGB", seed=8))
+    assert memo.get(other) is None and np.array_equal(np.asarray(decode_png(other)), np.asarray(noisy("RGB", seed=8)))
+
+
+def test_the_memory_of_encoded_images_stays_within_its_budget():
+    from adgen_dagster.encoding import _Decoded
+
+    memo = _Decoded(4 * 67 * 41 * 3)
+    kept = []
+    for seed in range(8):
+        img = noisy("RGB", seed=seed)
+        data = encode_png(img)
+        memo.remember(data, img)
+        kept.append(data)
+        assert memo.used <= memo.budget
+    assert memo.get(kept[0]) is None and memo.get(kept[-1]) is not None  # least recently used out first

@@ -207,11 +207,13 @@ class _Pending:
 
 
 def process(jobs: list[Job], chain, headline, out: Path, quiet: bool, verbose: bool, max_bytes: int) -> list[Outcome]:
-    """Each photo's stages on this thread; its files are encoded and written on the encoder
-    threads while the next photo's stages run (zlib and file writes release the GIL)."""
+    """Each photo's stages on a photo thread, a few photos at once (`run_schedule`); its files are
+    encoded and written on the encoder threads while the next photos' stages run (zlib and file
+    writes release the GIL). Results, messages and the table keep the photos' order."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from adgen_dagster.cli.run_schedule import overlapped, product_workers
     from adgen_dagster.product_ids import product_id_for
     steps = len(chain) + 1  # + writing the files
     outcomes: list[Outcome] = []
@@ -244,9 +246,7 @@ def process(jobs: list[Job], chain, headline, out: Path, quiet: bool, verbose: b
         progress.update(task, description=f"{name}  FAILED")
         return res
 
-    def finish(p: Optional[_Pending]) -> None:
-        if p is None:
-            return
+    def finish(p: _Pending) -> None:
         res = p.res
         try:
             for f in p.writes:
@@ -262,33 +262,38 @@ def process(jobs: list[Job], chain, headline, out: Path, quiet: bool, verbose: b
     sources = Inputs()
     for job in jobs:
         sources.add(job.path, job.label)
+
+    def start(job: Job) -> _Pending:  # on a photo thread (run_schedule): stages, then files handed to the encoders
+        name = job.label if len(job.label) <= 40 else "..." + job.label[-37:]
+        task = progress.add_task(name, total=steps)
+
+        def on_stage(i: int, stage: str) -> None:
+            progress.update(task, completed=i, description=f"{name}  {stage}")
+
+        current = _Pending(Outcome(job, pid=product_id_for(job.upload_name)), task, name, time.perf_counter())
+        try:
+            if id(job) in clashes:
+                raise Failed(clashes[id(job)])
+            current.res = run_one(job, chain, headline, on_stage, max_bytes)
+            on_stage(steps - 1, "write")
+            for fname in current.res.files:
+                sources.guard(out / current.res.pid / fname, job.label)  # never over a photo being read
+            current.writes = write_files(out / current.res.pid, current.res.files)
+            current.res.ok = True
+        except Exception as exc:  # noqa: BLE001 - one line per failed photo; the others go on
+            current.res = failed(current.res, exc, task, name)
+        return current
+
+    clashes: dict[int, str] = {}  # photos whose product id an earlier photo already has (decided in order)
+    for job in jobs:
+        pid = product_id_for(job.upload_name)
+        if pid in seen:
+            clashes[id(job)] = f"{job.label}: gives the product id {pid!r}, as {seen[pid]} does; rename one of them"
+        else:
+            seen[pid] = job.label
     with progress:
         overall = progress.add_task(f"{len(jobs)} photo(s)", total=len(jobs))
-        pending: Optional[_Pending] = None
-        for job in jobs:
-            name = job.label if len(job.label) <= 40 else "..." + job.label[-37:]
-            task = progress.add_task(name, total=steps)
-
-            def on_stage(i: int, stage: str, task=task, name=name) -> None:
-                progress.update(task, completed=i, description=f"{name}  {stage}")
-
-            current = _Pending(Outcome(job, pid=product_id_for(job.upload_name)), task, name, time.perf_counter())
-            try:
-                pid = current.res.pid
-                if pid in seen:
-                    raise Failed(f"{job.label}: gives the product id {pid!r}, as {seen[pid]} does; rename one of them")
-                seen[pid] = job.label
-                current.res = run_one(job, chain, headline, on_stage, max_bytes)
-                on_stage(steps - 1, "write")
-                for fname in current.res.files:
-                    sources.guard(out / current.res.pid / fname, job.label)  # never over a photo being read
-                current.writes = write_files(out / current.res.pid, current.res.files)
-                current.res.ok = True
-            except Exception as exc:  # noqa: BLE001 - one line per failed photo; the others go on
-                current.res = failed(current.res, exc, task, name)
-            finish(pending)  # the previous photo's files, written while this one ran
-            pending = current
-        finish(pending)
+        overlapped(jobs, start, finish, product_workers())
     return outcomes
 
 
