@@ -6,7 +6,7 @@ In one process, on the same products (the six samples and mirrored copies, 1024 
   level 3 for every file) and decoded again by the next stage, then the files written one
   after the other;
 - adgen run: the command's own loop (`cli.run.process`): images handed from stage to stage
-  in memory, each file encoded at its own level (`resources.io.png_level`: fast for files
+  in memory, each file encoded at its own level (`adgen_dagster.encoding.png_level`: fast for files
   only the pipeline reads, well compressed for downloads) by OpenCV on encoder threads, and
   written while the next products' stages run; first one photo at a time
   (`ADGEN_RUN_WORKERS=1`), then as shipped, a photo per core (`cli/run_schedule.py`), with
@@ -125,7 +125,7 @@ def png_table(out_old: Path, out_new: Path) -> list[list]:
     import numpy as np
     from PIL import Image
 
-    from resources.io import INTERMEDIATE, encode_output
+    from adgen_dagster.encoding import INTERMEDIATE, encode_output
 
     groups: dict[str, list] = {}
     for old in sorted(out_old.rglob("*.png")):

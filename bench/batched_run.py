@@ -26,7 +26,7 @@ def bare_core(uploads, root: Path) -> float:
     from adgen_dagster.cli.run import Job, run_one
     from adgen_dagster.settings import get_settings
     from adgen_dagster.stage_runner import chain_for
-    from resources.io import encode_files
+    from adgen_dagster.encoding import encode_files
     from resources.object_store import LocalObjectStore
     from resources.products import product_key
 

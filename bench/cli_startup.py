@@ -49,7 +49,7 @@ def in_process_cutout() -> float:
     from adgen_dagster.imaging.decode import decode_upload
     from adgen_dagster.models.host import host_for
     from adgen_dagster.settings import AdgenSettings
-    from resources.io import encode_png
+    from adgen_dagster.encoding import encode_png
 
     s = AdgenSettings()
     seg = get_segmenter(s.segmenter, host=host_for(s.gpu))

@@ -46,7 +46,7 @@ def seed(store, instance, n: int, workers: int) -> None:
     """n uploads, and what the sensor leaves once it has requested them all."""
     from adgen_dagster.sensors import upload_memory
     from adgen_dagster.product_ids import product_id_for
-    from resources.io import encode_json
+    from adgen_dagster.encoding import encode_json
     from resources.products import product_key
 
     keys = [f"uploads/item-{i:06d}.jpg" for i in range(n)]

@@ -22,7 +22,7 @@ from adgen_dagster.models.flux_prompt import build_prompt  # noqa: E402
 from adgen_dagster.models.params import FluxParams, GpuSettings  # noqa: E402
 from adgen_dagster.definitions import location_resources  # noqa: E402
 from assets_defs import PIPELINE_ASSETS  # noqa: E402
-from resources.io import decode_png  # noqa: E402
+from adgen_dagster.encoding import decode_png  # noqa: E402
 from adgen_dagster.models.errors import ModelError  # noqa: E402
 from adgen_dagster.models.host import ModelHost, host_for  # noqa: E402
 from tests.tiny_models import build_tiny_flux  # noqa: E402

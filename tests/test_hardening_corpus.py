@@ -28,7 +28,7 @@ from adgen_dagster.product_ids import is_valid_product_id, product_id_for
 from adgen_dagster.sensors import catalog_sensor, upload_sensor
 from adgen_dagster.definitions import location_resources
 from assets_defs import PIPELINE_ASSETS
-from resources.io import decode_png
+from adgen_dagster.encoding import decode_png
 from resources.object_store import LocalObjectStore
 from resources.products import register_upload
 from resources.store_resource import StoreResource

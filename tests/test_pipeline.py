@@ -8,7 +8,7 @@ import numpy as np
 from adgen_dagster.imaging.analysis_model import Analysis
 from adgen_dagster.definitions import location_resources
 from assets_defs import PIPELINE_ASSETS
-from resources.io import decode_png
+from adgen_dagster.encoding import decode_png
 from tests.imagegen import encode, product_photo
 
 AD_SIZES = {"1080x1080": (1080, 1080), "1080x1350": (1080, 1350), "1080x1920": (1080, 1920), "1200x628": (1200, 628)}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from resources.io import (DOWNLOAD_LEVEL, FAST_LEVEL, INTERMEDIATE, decode_png, encode_files, encode_output,
+from adgen_dagster.encoding import (DOWNLOAD_LEVEL, FAST_LEVEL, INTERMEDIATE, decode_png, encode_files, encode_output,
                           encode_png, png_level)
 
 

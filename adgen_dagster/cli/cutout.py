@@ -119,7 +119,7 @@ def cutout(
         from adgen_dagster.imaging.decode import decode_upload
         from adgen_dagster.imaging.segment_gate import check_cutout
         from adgen_dagster.models.host import host_for
-        from resources.io import encode_output
+        from adgen_dagster.encoding import encode_output
 
         settings = load_settings(segmenter=segmenter)
         # an unknown ADGEN_SEGMENTER fails here, naming it; a neural one runs on this process's host

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from adgen_dagster.imaging.details import MAX_DETAILS_BYTES, ProductDetails
 from adgen_dagster.product_ids import is_valid_product_id, product_id_for
 from adgen_dagster.sensors.base import read_json
-from resources.io import encode_json
+from adgen_dagster.encoding import encode_json
 from resources.object_store import NotAnObject, ObjectStore, TooLarge, check_key
 from resources.products import UPLOADS, is_image_name, product_key
 

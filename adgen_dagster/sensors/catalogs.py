@@ -32,7 +32,7 @@ from adgen_dagster.sensors.base import json_cursor, parallel, partition_requests
 from adgen_dagster.sensors.catalog_rows import CatalogError, apply_row, Row, validate_row, parse_catalog
 from adgen_dagster.sensors.told import Told
 from adgen_dagster.settings import SensorSettings
-from resources.io import encode_json
+from adgen_dagster.encoding import encode_json
 from resources.object_store import NotAnObject, ObjectInfo, ObjectStore, TooLarge
 from resources.products import UPLOADS
 
