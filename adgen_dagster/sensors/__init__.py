@@ -23,16 +23,17 @@ from typing import Optional
 
 import dagster as dg
 
-from adgen_dagster.sensors.catalogs import build_catalog_sensor
+from adgen_dagster.sensors.base import store_sensor
+from adgen_dagster.sensors.catalogs import CATALOG_SENSOR
 from adgen_dagster.sensors.split_batches import SPLIT_TAG, build_split_sensor, split_requests
-from adgen_dagster.sensors.uploads import build_upload_sensor, evaluate_uploads
+from adgen_dagster.sensors.uploads import UPLOAD_SENSOR, evaluate_uploads
 from adgen_dagster.settings import AdgenSettings, get_settings
 
 
 def build_sensors(settings: Optional[AdgenSettings] = None) -> list[dg.SensorDefinition]:
     """The upload, catalog and split-batches sensors, with intervals and status from `settings`."""
     s = (settings or get_settings()).sensor
-    return [build_upload_sensor(s), build_catalog_sensor(s), build_split_sensor(s)]
+    return [store_sensor(UPLOAD_SENSOR, s), store_sensor(CATALOG_SENSOR, s), build_split_sensor(s)]
 
 
 @lru_cache(maxsize=1)

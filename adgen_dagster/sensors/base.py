@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional
 
 import dagster as dg
@@ -28,9 +29,18 @@ def default_status(settings: SensorSettings) -> dg.DefaultSensorStatus:
     return dg.DefaultSensorStatus.RUNNING if settings.running else dg.DefaultSensorStatus.STOPPED
 
 
-def store_sensor(name: str, evaluate: Evaluate, interval_seconds: int, description: str,
-                 settings: SensorSettings) -> dg.SensorDefinition:
-    """A sensor of `adgen_pipeline` whose tick is `evaluate(context, store, settings)`.
+@dataclass(frozen=True)
+class StoreSensor:
+    """A sensor of `adgen_pipeline` that watches the store: what each sensor module declares."""
+
+    name: str
+    evaluate: Evaluate
+    interval_field: str  # the SensorSettings field with its interval
+    description: str
+
+
+def store_sensor(spec: StoreSensor, settings: SensorSettings) -> dg.SensorDefinition:
+    """The sensor whose tick is `spec.evaluate(context, store, settings)`.
 
     The evaluation takes a plain `ObjectStore`, so `make demo` and the benchmarks call it
     without the resource; the sensor itself only unwraps the `store` resource. `settings`
@@ -38,10 +48,10 @@ def store_sensor(name: str, evaluate: Evaluate, interval_seconds: int, descripti
     reads the settings in force then.
     """
 
-    @dg.sensor(name=name, job_name=JOB, minimum_interval_seconds=interval_seconds,
-               default_status=default_status(settings), description=description)
+    @dg.sensor(name=spec.name, job_name=JOB, minimum_interval_seconds=getattr(settings, spec.interval_field),
+               default_status=default_status(settings), description=spec.description)
     def _sensor(context: dg.SensorEvaluationContext, store: StoreResource) -> dg.SensorResult:
-        return evaluate(context, store.get_store(), sensor_settings())
+        return spec.evaluate(context, store.get_store(), sensor_settings())
 
     return _sensor
 

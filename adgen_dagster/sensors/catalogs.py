@@ -28,7 +28,7 @@ from typing import Optional
 
 import dagster as dg
 
-from adgen_dagster.sensors.base import json_cursor, parallel, partition_requests, read_json, store_sensor
+from adgen_dagster.sensors.base import json_cursor, parallel, partition_requests, read_json, StoreSensor
 from adgen_dagster.sensors.catalog_rows import CatalogError, apply_row, Row, validate_row, parse_catalog
 from adgen_dagster.sensors.told import Told
 from adgen_dagster.settings import SensorSettings
@@ -197,11 +197,8 @@ def evaluate_catalogs(context: dg.SensorEvaluationContext, store: ObjectStore, s
     return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=partitions, skip_reason=skip, cursor=cursor)
 
 
-
-def build_catalog_sensor(settings: SensorSettings) -> dg.SensorDefinition:
-    return store_sensor(
-        "catalog_sensor", evaluate_catalogs, settings.catalog_interval_seconds,
-        "Catalog manifests (catalogs/*.csv, *.jsonl: file, name, headline, subline, price, style) "
-        "set product details, register the products and request their runs; bad rows go to <catalog>.report.json.",
-        settings,
-    )
+CATALOG_SENSOR = StoreSensor(
+    "catalog_sensor", evaluate_catalogs, "catalog_interval_seconds",
+    "Catalog manifests (catalogs/*.csv, *.jsonl: file, name, headline, subline, price, style) "
+    "set product details, register the products and request their runs; bad rows go to <catalog>.report.json.",
+)

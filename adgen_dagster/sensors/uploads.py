@@ -48,7 +48,7 @@ import dagster as dg
 
 from adgen_dagster.partitions import products_partitions
 from adgen_dagster.sensors import upload_memory
-from adgen_dagster.sensors.base import json_cursor, parallel, store_sensor
+from adgen_dagster.sensors.base import json_cursor, parallel, StoreSensor
 from adgen_dagster.sensors.told import Told
 from adgen_dagster.sensors.upload_batches import Wanted, plan
 from adgen_dagster.sensors.upload_checks import Outcome, changed_only, check_upload, newest_per_product
@@ -162,11 +162,8 @@ def evaluate_uploads(context: dg.SensorEvaluationContext, store: ObjectStore, se
     )
 
 
-
-def build_upload_sensor(settings: SensorSettings) -> dg.SensorDefinition:
-    return store_sensor(
-        "upload_sensor", evaluate_uploads, settings.interval_seconds,
-        "New or changed photos under uploads/ (and their <file>.json details) become product "
-        "partitions and pipeline runs; pages through large prefixes across ticks.",
-        settings,
-    )
+UPLOAD_SENSOR = StoreSensor(
+    "upload_sensor", evaluate_uploads, "interval_seconds",
+    "New or changed photos under uploads/ (and their <file>.json details) become product "
+    "partitions and pipeline runs; pages through large prefixes across ticks.",
+)
