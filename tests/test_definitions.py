@@ -49,7 +49,7 @@ def test_the_cpu_path_never_imports_torch():
     import subprocess
     import sys
 
-    code = ("import sys; import adgen_dagster.definitions; from adgen_dagster.stage_runner import chain_for; "
+    code = ("import sys; import adgen_dagster.definitions as d; d.defs(); from adgen_dagster.stage_runner import chain_for; "
             "from adgen_dagster.settings import get_settings as g; s = g(); "
             "from adgen_dagster import backends; from adgen_dagster.models.host import host_for; "
             "print('NEURAL', sorted(n for t, _ in backends.TABLES.values() for n, b in t.items() if b.params)); "
