@@ -33,7 +33,7 @@ import os
 import threading
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Mapping, Union
+from typing import Any, Collection, Mapping, Union
 
 import cv2
 import numpy as np
@@ -128,20 +128,18 @@ class _Decoded:
 
 # A batch of 10 products keeps its pipeline-read images (about 18 MB each) between steps.
 DECODED = _Decoded(256 * 2**20)
-READ_AGAIN = ("product_image.png", "nobg_image.png", "background.png", "composite.png", "composite_mask.png",
-              "retouched.png")  # what later stages read (the stage runner)
 
 
-def encode_files(files: Mapping[str, FileValue]) -> dict[str, bytes]:
+def encode_files(files: Mapping[str, FileValue], remember: Collection[str] = ()) -> dict[str, bytes]:
     """Every image in `files` encoded (in parallel when there are several), in the same order;
-    the images later stages read are remembered for `decode_png`."""
+    those named in `remember` (what later stages read: the stage runner knows) are kept for `decode_png`."""
     images = [n for n, v in files.items() if isinstance(v, Image.Image)]
     if len(images) > 1:
         done = dict(zip(images, encoder_pool().map(lambda n: encode_output(n, files[n]), images)))
     else:
         done = {n: encode_output(n, files[n]) for n in images}
     for n in images:
-        if n in READ_AGAIN:
+        if n in remember:
             DECODED.remember(done[n], files[n])
     return {n: done.get(n, v) for n, v in files.items()}
 

@@ -29,6 +29,8 @@ from adgen_dagster.stages import STAGES, Compute, Files, Stage, StageContext, ba
 MEASURED_NOW = frozenset({"load_ms", "inference_ms", "lock_wait_ms", "total_ms", "first_call_compiled"})
 
 CONTENT_TYPES = {".png": "image/png", ".json": "application/json", ".html": "text/html; charset=utf-8"}
+# Product files some stage reads: kept in memory once encoded, so the next step of a run skips the decode.
+READ_BY_A_STAGE = frozenset(name for s in STAGES for name in map(s.source_of, s.inputs))
 
 
 class Store(Protocol):
@@ -130,7 +132,7 @@ def run_stage(store: Store, cache: Cache, stage: Stage, params: BaseModel, ctx: 
         written, metadata = compute(files, ctx)
         timings["compute"] = _ms(t)
         t = time.perf_counter()
-        written = encode_files(written)
+        written = encode_files(written, remember=READ_BY_A_STAGE)
         timings["encode"] = _ms(t)
         status = "miss" if cache.enabled else "off"
         if not cache.put(stage.name, key, written, metadata) and cache.enabled:

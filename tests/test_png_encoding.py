@@ -59,13 +59,14 @@ def test_an_image_handed_over_in_memory_is_a_copy():
 
 def test_images_encoded_for_later_stages_come_back_from_memory_with_the_same_pixels(monkeypatch):
     from adgen_dagster import encoding as rio
+    from adgen_dagster.stage_runner import READ_BY_A_STAGE
 
     memo = rio._Decoded(10 * 67 * 41 * 4)
     monkeypatch.setattr(rio, "DECODED", memo)
     files = {"composite.png": noisy("RGB", seed=4), "composite_mask.png": noisy("L", seed=5),
              "nobg_image.png": noisy("RGBA", seed=6), "ads/1080x1080.png": noisy("RGB", seed=7)}
     want = {n: np.asarray(img).copy() for n, img in files.items()}
-    out = encode_files(files)
+    out = encode_files(files, remember=READ_BY_A_STAGE)  # as the stage runner calls it
     files["composite.png"].paste((0, 0, 0), (0, 0, 30, 30))  # the stage changing its image afterwards changes nothing
     decoded = []
     monkeypatch.setattr(Image, "open", lambda *a, **k: decoded.append(a) or pytest.fail("decoded a PNG"))
