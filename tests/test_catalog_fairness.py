@@ -16,15 +16,10 @@ from adgen_dagster.sensors import catalog_sensor
 from adgen_dagster.settings import get_settings
 
 from tests import sensor_ticks
+from tests.sensor_ticks import instance  # noqa: F401 (the in-memory instance fixture)
 
 pytestmark = pytest.mark.timeout(240)
 
-
-@pytest.fixture
-def instance():
-    inst = dg.DagsterInstance.ephemeral()
-    yield inst
-    inst.dispose()
 
 
 def tick(instance, resource, cursor=None):

@@ -19,6 +19,7 @@ from resources.store_resource import StoreResource
 from tests.imagegen import encode, product_photo
 from tests.s3server import S3TestServer
 from tests import sensor_ticks
+from tests.sensor_ticks import instance  # noqa: F401 (the in-memory instance fixture)
 
 JPEG = encode(product_photo((32, 24)), "JPEG", quality=80)
 
@@ -34,13 +35,6 @@ def small_ticks(monkeypatch):
     monkeypatch.setattr(get_settings(), "batch_size", 1)
     return st
 
-
-@pytest.fixture
-def instance():
-    """In-memory instance: sensors only need dynamic partitions, and it starts in milliseconds."""
-    inst = dg.DagsterInstance.ephemeral()
-    yield inst
-    inst.dispose()
 
 
 @pytest.fixture(scope="module")

@@ -15,15 +15,10 @@ from adgen_dagster.sensors.upload_batches import Wanted, batch_run_key, plan
 from adgen_dagster.definitions import location_resources
 from tests.imagegen import encode, product_photo
 from tests import sensor_ticks
+from tests.sensor_ticks import instance  # noqa: F401 (the in-memory instance fixture)
 
 JPEG = encode(product_photo((32, 24)), "JPEG", quality=80)
 
-
-@pytest.fixture
-def instance():
-    inst = dg.DagsterInstance.ephemeral()
-    yield inst
-    inst.dispose()
 
 
 def tick(instance, resource, cursor=None):
