@@ -19,6 +19,7 @@ from adgen_dagster.imaging.decode import BadImageError
 from adgen_dagster.imaging.details import DetailsError
 from adgen_dagster.models.errors import ModelError
 from adgen_dagster.models.memory import free_after_oom
+from adgen_dagster.product_threads import overlapped, product_workers
 from adgen_dagster.stage_runner import StageResult, product_key, run_stage, stage_key
 from adgen_dagster.stages import Compute, Files, Stage, StageContext
 from resources.object_store import ObjectNotFound, StoreError
@@ -71,28 +72,40 @@ def materialize_stage(
     `backend` is the resolved backend (None for a stage without one), whose own settings
     go in the cache key. A compute with a `.batch` (a model that takes several images per
     pass) first gets every cache miss of the run in batches; a batch that fails is redone
-    product by product, so a bad product still fails only its own partition.
+    product by product, so a bad product still fails only its own partition. The products
+    run a few at a time on threads (`adgen_dagster.product_threads`); results, logs and
+    failures are handled here in the products' order.
     """
     s, cache = store.get_store(), store.get_cache()
     pids = partition_keys(context)
     done = _precompute_batches(context, s, cache, pids, stage, params, compute, prepare, backend)
     results: dict[str, StageResult] = {}
     failed: dict[str, dg.Failure] = {}
-    for pid in pids:
+
+    def start(pid: str) -> tuple[str, StageResult | dg.Failure]:  # on a product thread
         try:
             with failures_named(stage.name, pid):
                 ctx, given = prepare(pid)
-                fn = compute
-                if pid in done:
-                    fn = (lambda ready: (lambda files, ctx: ready))(done.pop(pid))
-                results[pid] = r = run_stage(s, cache, stage, params, ctx, fn, given, backend)
-                context.log.info(f"{stage.name} {pid}: cache {r.cache} ({r.key[:12]}), {r.timings_ms}")
+                ready = done.pop(pid, None)
+                fn = compute if ready is None else (lambda files, ctx: ready)
+                return pid, run_stage(s, cache, stage, params, ctx, fn, given, backend)
         except dg.Failure as failure:
-            store_down = isinstance(failure.__cause__, StoreError) and not isinstance(failure.__cause__, ObjectNotFound)
-            if len(pids) == 1 or store_down:  # one product, or nothing else can work either
-                raise
-            failed[pid] = failure
-            context.log.error(failure.description or "")
+            return pid, failure
+
+    def finish(outcome: tuple[str, StageResult | dg.Failure]) -> None:  # on this thread, in the products' order
+        pid, r = outcome
+        if isinstance(r, StageResult):
+            results[pid] = r
+            context.log.info(f"{stage.name} {pid}: cache {r.cache} ({r.key[:12]}), {r.timings_ms}")
+            return
+        store_down = isinstance(r.__cause__, StoreError) and not isinstance(r.__cause__, ObjectNotFound)
+        if len(pids) == 1 or store_down:  # one product, or nothing else can work either
+            raise r
+        failed[pid] = r
+        context.log.error(r.description or "")
+
+    # A batch's products a few at a time, one per core (as `adgen run` does): same bytes, both cores busy.
+    overlapped(pids, start, finish, product_workers())
     if failed:
         raise batch_failure(stage.name, failed, [p for p in pids if p not in failed])
     return results

@@ -9,7 +9,7 @@ In one process, on the same products (the six samples and mirrored copies, 1024 
   in memory, each file encoded at its own level (`adgen_dagster.encoding.png_level`: fast for files
   only the pipeline reads, well compressed for downloads) by OpenCV on encoder threads, and
   written while the next products' stages run; first one photo at a time
-  (`ADGEN_RUN_WORKERS=1`), then as shipped, a photo per core (`cli/run_schedule.py`), with
+  (`ADGEN_RUN_WORKERS=1`), then as shipped, a photo per core (`adgen_dagster/product_threads.py`), with
   a check that both write the same files byte for byte.
 
 Then the PNG settings alone: encode time and bytes per group of files, old vs new, and a
@@ -156,7 +156,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from adgen_dagster.cli.run import process
-    from adgen_dagster.cli.run_schedule import product_workers
+    from adgen_dagster.product_threads import product_workers
     from adgen_dagster.imaging.details import ProductDetails
     from adgen_dagster.pipeline import run_product
     from adgen_dagster.settings import get_settings

@@ -13,9 +13,11 @@ CPU seconds are `adgen run`'s and dg dev's whole process tree's from the drop on
 
 `--also-pool-limit N` drops the same photos again into a fresh `dg dev` whose dagster.yaml
 has the `gpu` pool limit set to N (an experiment: with the CPU backends, limit 1 makes two
-runs take turns at segmentation, background and analysis).
+runs take turns at segmentation, background and analysis). `--also-env NAME=VALUE` drops
+them again into a fresh `dg dev` with that environment variable set, e.g.
+`ADGEN_RUN_WORKERS=1`: each step's products one at a time, as before the product threads.
 
-    python bench/drop_to_done.py [--products 60] [--also-pool-limit 2]
+    python bench/drop_to_done.py [--products 60] [--also-pool-limit 2] [--also-env ADGEN_RUN_WORKERS=1]
 """
 
 from __future__ import annotations
@@ -75,12 +77,13 @@ def products_of(run: dict, order: list[str]) -> list[str]:
     return []
 
 
-def drop(tmp: Path, photos: list[Path], wanted: set[str], adgen_out: Path, pool_limit: int | None) -> dict:
-    """`dg dev` with the shipped dagster.yaml (or its `gpu` pool limit changed), the photos dropped,
-    until every product has a successful sensor run; what happened, from the drop on."""
+def drop(tmp: Path, photos: list[Path], wanted: set[str], adgen_out: Path, pool_limit: int | None,
+         env: dict[str, str] | None = None) -> dict:
+    """`dg dev` with the shipped dagster.yaml (or its `gpu` pool limit changed, or `env` set), the photos
+    dropped, until every product has a successful sensor run; what happened, from the drop on."""
     from resources.object_store import LocalObjectStore
 
-    with DagsterDev(tmp, pool_limit=pool_limit) as dev:
+    with DagsterDev(tmp, pool_limit=pool_limit, env=env) as dev:
         sel = {**dev.location, "name": "upload_sensor"}
         dev.wait("the upload sensor's first tick",
                  lambda: dev.gql(TICKS, sel=sel)["instigationStateOrError"].get("ticks"), 180)
@@ -114,6 +117,8 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=60)
     parser.add_argument("--also-pool-limit", type=int, metavar="N",
                         help="then drop the same photos again with the gpu pool limit set to N (an experiment)")
+    parser.add_argument("--also-env", metavar="NAME=VALUE", action="append", default=[],
+                        help="then drop the same photos again with this environment variable set (repeatable: each alone)")
     args = parser.parse_args()
     from adgen_dagster.product_ids import product_id_for
 
@@ -129,6 +134,10 @@ def main() -> None:
         if args.also_pool_limit:
             tries.append((f"gpu pool limit {args.also_pool_limit}",
                           drop(tmp / "dagster2", photos, wanted, tmp / "adgen_out", args.also_pool_limit)))
+        for i, assignment in enumerate(args.also_env):
+            name, _, value = assignment.partition("=")
+            tries.append((assignment, drop(tmp / f"dagster_env{i}", photos, wanted, tmp / "adgen_out", None,
+                                           {name: value})))
 
     n = len(photos)
     rows = [["adgen run (new process, all files written)", baseline, baseline / n, cpu_baseline, 1.0]]

@@ -143,13 +143,16 @@ def test_s3_endpoint_going_away_and_coming_back_during_a_backfill(server, outage
     assert state["stopped_at"] == f"products/{pids[1]}/retouched.png"
     assert not second.success
     [message] = failures(second)
-    assert f"retouched failed for product {pids[1]!r}" in message and "cannot reach the S3 endpoint" in message
-    assert "ADGEN_STORE__ENDPOINT_URL" in message
+    # Two products are in flight at once (product threads), so the write that fails first
+    # may be the other one's; either way the one message names the product and the setting.
+    assert any(f"retouched failed for product {p!r}" in message for p in pids)
+    assert "cannot reach the S3 endpoint" in message and "ADGEN_STORE__ENDPOINT_URL" in message
     server.start()  # it comes back
     check_store(s3)
     after = every_output(s3, pids)
     changed = {k for k in before if after[k] != before[k]}
-    assert changed == {f"products/{pids[0]}/retouched.png"}  # the first product's new retouch only
+    # At most the new retouch of a product whose write went through before the outage; never the one that hit it.
+    assert changed <= {f"products/{p}/retouched.png" for p in pids if p != pids[1]}
     assert after.keys() == before.keys()
 
     # The backfill re-executed: done work is a cache hit, the rest is computed, all consistent.

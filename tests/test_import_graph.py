@@ -13,8 +13,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CORE = [REPO / "adgen_dagster" / "imaging", REPO / "adgen_dagster" / "models",
-        # the stage registry, its steps, the Dagster-free runner and the encoders it uses
-        *(REPO / "adgen_dagster" / f for f in ("stages.py", "steps.py", "stage_runner.py", "encoding.py"))]
+        # the stage registry, its steps, the Dagster-free runner, the encoders and the product threads it uses
+        *(REPO / "adgen_dagster" / f for f in ("stages.py", "steps.py", "stage_runner.py", "encoding.py", "product_threads.py"))]
 CORE_MUST_NOT_IMPORT = ("resources", "assets_defs", "dagster")
 
 

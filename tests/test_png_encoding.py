@@ -39,6 +39,47 @@ def test_levels_per_output():
     assert len(encode_output("retouched.png", smooth)) <= len(encode_output("composite.png", smooth))
 
 
+def png_row_filters(data: bytes) -> set[int]:
+    """The filter type byte of every row of a non-interlaced 8-bit PNG (read from its IDAT chunks)."""
+    import struct
+    import zlib
+
+    pos, idat, width, channels = 8, b"", 0, 0
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, depth, colour = struct.unpack(">I", body[:4])[0], body[8], body[9]
+            assert depth == 8 and body[12] == 0, "8-bit, not interlaced"
+            channels = {0: 1, 2: 3, 4: 2, 6: 4}[colour]
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    stride = 1 + width * channels
+    assert len(raw) % stride == 0
+    return {raw[i] for i in range(0, len(raw), stride)}
+
+
+@pytest.mark.parametrize("name", ["composite.png", "ads/1080x1080.png"])
+def test_every_row_uses_the_sub_filter(name):
+    """The cheaper single filter (bench/png_encoding.py), for fast and well-compressed outputs alike; libpng's
+    own choice, tried for comparison, picks several filter types on the same image."""
+    import cv2
+
+    from adgen_dagster.encoding import png_params
+
+    img = noisy("RGB", size=(120, 90), seed=4)
+    smooth = Image.fromarray(np.tile(np.arange(120, dtype=np.uint8), (90, 1)))
+    assert png_row_filters(encode_output(name, img)) == {1} == png_row_filters(encode_output(name, smooth))
+    pixels = np.concatenate([np.asarray(smooth), np.asarray(img.convert("L"))], axis=0)
+    ok, adaptive = cv2.imencode(".png", pixels, [cv2.IMWRITE_PNG_COMPRESSION, png_level(name),
+                                                 cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_ALL_FILTERS])
+    assert ok and len(png_row_filters(adaptive.tobytes())) > 1
+    ok, sub = cv2.imencode(".png", pixels, png_params(png_level(name)))
+    assert ok and png_row_filters(sub.tobytes()) == {1}
+
+
 def test_encode_files_keeps_order_bytes_and_pixels():
     files = {"composite.png": noisy("RGB", seed=1), "details.json": b"{}", "mask.png": noisy("L", seed=2),
              "ads/1080x1080.png": noisy("RGB", seed=3)}

@@ -207,13 +207,13 @@ class _Pending:
 
 
 def process(jobs: list[Job], chain, headline, out: Path, quiet: bool, verbose: bool, max_bytes: int) -> list[Outcome]:
-    """Each photo's stages on a photo thread, a few photos at once (`run_schedule`); its files are
+    """Each photo's stages on a photo thread, a few photos at once (`adgen_dagster.product_threads`); its files are
     encoded and written on the encoder threads while the next photos' stages run (zlib and file
     writes release the GIL). Results, messages and the table keep the photos' order."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from adgen_dagster.cli.run_schedule import overlapped, product_workers
+    from adgen_dagster.product_threads import overlapped, product_workers
     from adgen_dagster.product_ids import product_id_for
     steps = len(chain) + 1  # + writing the files
     outcomes: list[Outcome] = []
@@ -263,7 +263,7 @@ def process(jobs: list[Job], chain, headline, out: Path, quiet: bool, verbose: b
     for job in jobs:
         sources.add(job.path, job.label)
 
-    def start(job: Job) -> _Pending:  # on a photo thread (run_schedule): stages, then files handed to the encoders
+    def start(job: Job) -> _Pending:  # on a photo thread (product_threads): stages, then files handed to the encoders
         name = job.label if len(job.label) <= 40 else "..." + job.label[-37:]
         task = progress.add_task(name, total=steps)
 

@@ -1,4 +1,4 @@
-"""`adgen run`'s scheduling of photos (adgen_dagster/cli/run_schedule.py): in order, bounded, parallel."""
+"""How products are spread over threads (adgen_dagster/product_threads.py): in order, bounded, parallel."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from adgen_dagster.cli.run_schedule import overlapped, product_workers
+from adgen_dagster.product_threads import overlapped, product_workers
 
 
 def test_results_come_back_in_order_with_at_most_workers_running_at_once():

@@ -1,16 +1,21 @@
-"""How `adgen run` spreads its photos over the cores: a few photos in flight at once, results in order.
+"""How a run spreads its products over the cores: a few products in flight at once, results in order.
 
-One photo's stages leave a core idle much of the time (the model's threads wait on each
+Used by `adgen run` (photos) and by every Dagster step that holds several products (a
+batched run, `assets_defs.common.materialize_stage`), so both keep both cores busy the
+same way.
+
+One product's stage leaves a core idle much of the time (the model's threads wait on each
 other, Python between the numpy/OpenCV calls holds the GIL for short stretches), and its
-files are encoded after its stages. With two photos' stages on two threads and their files
+files are encoded after its stages. With two products on two threads and their files
 encoded on the encoder threads, both cores stay busy: the heavy work (OpenCV, numpy,
-Pillow's filters, zlib) runs without the GIL. Each photo's computation is the same as
-alone (the stages share no state between photos; OpenCV's DNN gives the same output
-whatever its thread count), so the files are the same bytes.
+Pillow's filters, zlib) runs without the GIL. Each product's computation is the same as
+alone (the stages share no state between products; OpenCV's DNN gives the same output
+whatever its thread count; the neural backends' model host serialises model calls), so the
+files are the same bytes.
 
-`overlapped` keeps at most `workers` photos in their stages plus one whose files are being
-written, so memory stays bounded (a photo's 17 images are about 50 MB), and hands each
-result to `finish` in the photos' order, on the calling thread.
+`overlapped` keeps at most `workers` products in flight plus one being finished, so memory
+stays bounded (a photo's 17 images are about 50 MB), and hands each result to `finish` in
+the products' order, on the calling thread (where Dagster's logging and events belong).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ R = TypeVar("R")
 
 
 def product_workers() -> int:
-    """Photos in their stages at once: one per core the process may use, at most 4 (ADGEN_RUN_WORKERS overrides)."""
+    """Products in flight at once: one per core the process may use, at most 4 (ADGEN_RUN_WORKERS overrides)."""
     env = os.environ.get("ADGEN_RUN_WORKERS", "").strip()
     if env.isdigit() and int(env) > 0:
         return int(env)
