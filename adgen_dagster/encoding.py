@@ -10,7 +10,7 @@ The level depends on who reads the file:
   under 10 % less).
 Every row is filtered with SUB (each byte minus the one to its left) instead of libpng's
 per-row trial of all five filters: on the pipeline's own outputs the files are within 1 %
-of the size and encoding takes about 28 % (level 4) to 43 % (level 1) less CPU
+of the size and encoding takes about 27 % (level 4) to 51 % (level 1) less CPU
 (bench/png_encoding.py prints both, side by side).
 
 Stages return images; `encode_files` turns them into bytes, several at once, and a stage
