@@ -17,7 +17,8 @@ to fall back on here: resolving one without a host is an error.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
 from pydantic import BaseModel
@@ -79,25 +80,48 @@ def spec(kind: str, name: str) -> BackendSpec:
 
 @dataclass
 class Backend:
-    """A resolved backend: the instance and its own settings (if any), which go in the cache key."""
+    """A resolved backend: the instance and its own settings (if any), which go in the cache key.
+
+    A neural backend's model notes what its last call measured on itself (`last_metadata`:
+    load and inference times, where each field came from). Products run on threads
+    (`product_threads`), so a call and the reading of its notes go together under a lock,
+    and `last_metadata()` gives each thread those of its own last call, not another
+    product's. The model host serialises the models' work anyway; CPU backends note nothing
+    (`imaging.backend.OnCpu`) and are never locked.
+    """
 
     kind: str
     name: str
     impl: Impl
     params: Optional[BaseModel] = None
+    _lock: Optional[threading.Lock] = field(init=False, repr=False, compare=False, default=None)
+    _mine: threading.local = field(init=False, repr=False, compare=False, default_factory=threading.local)
+
+    def __post_init__(self) -> None:
+        if self.params is not None:
+            self._lock = threading.Lock()
 
     @property
     def batch_size(self) -> int:
         return self.impl.batch_size
 
     def last_metadata(self) -> dict:
-        return dict(self.impl.last_metadata)
+        mine = getattr(self._mine, "metadata", None)
+        return dict(mine if mine is not None else self.impl.last_metadata)
+
+    def _noted(self, call, *args, **kwargs):
+        if self._lock is None:
+            return call(*args, **kwargs)
+        with self._lock:
+            out = call(*args, **kwargs)
+            self._mine.metadata = dict(self.impl.last_metadata)
+        return out
 
     def __call__(self, *args, **kwargs):
-        return self.impl(*args, **kwargs)
+        return self._noted(self.impl, *args, **kwargs)
 
     def batch(self, *args, **kwargs):
-        return self.impl.batch(*args, **kwargs)  # type: ignore[union-attr]  # segmenters only
+        return self._noted(self.impl.batch, *args, **kwargs)  # type: ignore[union-attr]  # segmenters only
 
 
 def default_params(kind: str, name: str, settings: Any = None) -> Optional[BaseModel]:

@@ -106,3 +106,40 @@ def test_the_stage_batches_only_a_segmenter_that_batches(host):
     assert compute.batch_size == 3 and callable(compute.batch)
     one = backends.get_segmenter("birefnet", BiRefNetParams(model="unused", batch_size=1), host)
     assert not hasattr(steps.segmentation(params, one), "batch")  # one per pass: nothing to gather
+
+
+def test_each_thread_reads_the_metadata_of_its_own_call():
+    """Two products on threads (product_threads) through one neural backend: each gets its own call's notes."""
+    import threading
+
+    class Noting:  # a model that notes its last call on itself, as the neural backends do
+        batch_size = 1
+
+        def __init__(self):
+            self.last_metadata: dict = {}
+
+        def __call__(self, name):
+            self.last_metadata = {"product": name}
+            return name
+
+    backend = backends.Backend("analyzer", "noting", Noting(), BiRefNetParams())
+    a_called, b_called, seen = threading.Event(), threading.Event(), {}
+
+    def product_a():
+        backend("a")
+        a_called.set()
+        b_called.wait(10)  # product b's call comes between a's call and a's reading its notes
+        seen["a"] = backend.last_metadata()
+
+    def product_b():
+        a_called.wait(10)
+        backend("b")
+        b_called.set()
+        seen["b"] = backend.last_metadata()
+
+    threads = [threading.Thread(target=product_a), threading.Thread(target=product_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen == {"a": {"product": "a"}, "b": {"product": "b"}}

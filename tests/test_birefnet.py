@@ -163,6 +163,9 @@ def test_out_of_memory_fails_only_that_product(store, store_resource, instance, 
         return real(self, images)
 
     monkeypatch.setattr(BiRefNetSegmenter, "_inputs", inputs)
+    # One product at a time after the failed batch, the good one first, so the bad one's OOM is the model's last
+    # use (with two in flight the good one may load the model again after the unload, as it should).
+    monkeypatch.setenv("ADGEN_RUN_WORKERS", "1")
     result = materialize_range([good, bad], store_resource, instance, neural_config(birefnet_dir, batch_size=2))
     assert not result.success
     failures = [e for e in result.all_events if e.is_step_failure]
