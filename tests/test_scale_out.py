@@ -59,6 +59,10 @@ def shared_env(model_dir) -> dict[str, str]:
         "ADGEN_BACKDROP__WIDTH": "256", "ADGEN_BACKDROP__HEIGHT": "256",
         "ADGEN_COMPOSITE__WIDTH": "256", "ADGEN_COMPOSITE__HEIGHT": "256", "ADGEN_ADS__SIZES": "400x400",
         "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
+        # One product at a time within a step: the test kills a worker in the middle of a stage, which it sees
+        # from the per-product log lines; with 256-px images and two products at once the stage's last products
+        # can finish between that sighting and the kill, and the run is then lost between stages instead.
+        "ADGEN_RUN_WORKERS": "1",
     }
 
 
